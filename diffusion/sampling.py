@@ -1,0 +1,133 @@
+"""Flow-matching samplers written as plain loops: Euler ODE, an SDE, classifier-free guidance, and
+sampling that stops at step k and returns the partial trajectory.
+
+Time runs from t = 1 (noise) to t = 0 (clean). Every sample draws its noise from its own generator
+seeded with its own seed, so a sample does not depend on which batch it was drawn in, and stopping
+at step k gives exactly the prefix of the full trajectory.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from diffusion.conditioning import Conditioning
+
+
+@dataclass(kw_only=True)
+class SamplerConfig:
+    """num_steps: Euler steps on the model's schedule. cfg_scale: 1 turns guidance off.
+    sde_noise: a in the SDE's noise level nu_t = a sqrt(t / (1 - t)); 0 is the ODE."""
+
+    num_steps: int = 25
+    cfg_scale: float = 1.0
+    sde_noise: float = 0.0
+
+    def __post_init__(self):
+        if self.num_steps < 1:
+            raise ValueError(f"sampler.num_steps={self.num_steps} must be at least 1")
+        if self.cfg_scale < 0:
+            raise ValueError(f"sampler.cfg_scale={self.cfg_scale} must be >= 0 (1 turns guidance off)")
+        if self.sde_noise < 0:
+            raise ValueError(f"sampler.sde_noise={self.sde_noise} must be >= 0 (0 is the ODE)")
+
+
+@dataclass
+class Trajectory:
+    """latents (K+1, B, C, h, w): z at times[0], ..., times[K]; times (K+1,), descending from 1.
+
+    K is the number of steps taken: the full schedule, or the stop index of a partial rollout.
+    """
+
+    latents: torch.Tensor
+    times: torch.Tensor
+
+    def __post_init__(self):
+        if self.latents.shape[0] != self.times.shape[0]:
+            raise ValueError(f"{self.latents.shape[0]} latents but {self.times.shape[0]} times")
+
+    @property
+    def final(self) -> torch.Tensor:
+        """The last latent (B, C, h, w): clean for a full rollout, z_tau for a partial one."""
+        return self.latents[-1]
+
+    @property
+    def num_steps(self) -> int:
+        return self.times.shape[0] - 1
+
+
+def guided_velocity(
+    model, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, null_cond: Conditioning | None, cfg_scale: float
+) -> torch.Tensor:
+    """u_null + w (u_cond - u_null), both branches in one forward; w = 1 is a single plain pass."""
+    if cfg_scale == 1.0:
+        return model.velocity(z, t, cond)
+    if null_cond is None:
+        raise ValueError(f"cfg_scale={cfg_scale} needs null_cond (the encoded empty prompt)")
+    both = model.velocity(torch.cat([z, z]), torch.cat([t, t]), Conditioning.concat([cond, null_cond]))
+    u_cond, u_null = both.chunk(2)
+    return u_null + cfg_scale * (u_cond - u_null)
+
+
+def euler_step(z: torch.Tensor, u: torch.Tensor, t: float, t_next: float) -> torch.Tensor:
+    """ODE step from t down to t_next: z <- z - (t - t_next) u."""
+    return z - (t - t_next) * u
+
+
+def sde_step(
+    z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, noise: torch.Tensor, sde_noise: float
+) -> torch.Tensor:
+    """Euler-Maruyama step of the reverse SDE with the same marginals as the ODE.
+
+    dz = [u - (nu^2 / 2) grad log p] dt + nu dW with grad log p = -(z + (1 - t) u) / t (StitchVM eq. 25)
+    and nu_t^2 = a^2 t / (1 - t) (Flow-GRPO's schedule). 1 - t is floored at the step size so the first
+    step from t = 1 stays finite. noise: (B, C, h, w) standard normal.
+    """
+    dt = t - t_next
+    nu2 = sde_noise**2 * t / max(1 - t, dt)
+    drift = u + nu2 / (2 * t) * (z + (1 - t) * u)
+    return z - dt * drift + (nu2 * dt) ** 0.5 * noise
+
+
+def _per_sample_normal(shape: tuple[int, ...], generators: list[torch.Generator], device) -> torch.Tensor:
+    """(len(generators), *shape) standard normal, row i from generator i (drawn on CPU, then moved)."""
+    return torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
+
+
+def sample(
+    model,
+    cond: Conditioning,
+    *,
+    times: torch.Tensor,
+    seeds: list[int],
+    latent_shape: tuple[int, int, int],
+    config: SamplerConfig,
+    null_cond: Conditioning | None = None,
+    stop: int | None = None,
+) -> Trajectory:
+    """Sample B = len(seeds) latents, stopping after `stop` steps (None: all of them).
+
+    cond: B conditionings (one per sample); times (num_steps + 1,) from the model's schedule;
+    latent_shape (C, h, w). Gradients flow if the caller enables them.
+    """
+    num_steps = times.shape[0] - 1
+    stop = num_steps if stop is None else stop
+    if not 0 <= stop <= num_steps:
+        raise ValueError(f"stop={stop} is outside 0..{num_steps} (the schedule's number of steps)")
+    if len(cond) != len(seeds):
+        raise ValueError(f"{len(cond)} conditionings for {len(seeds)} seeds; give one seed per sample")
+    device = cond.prompt_embeds.device
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    z = _per_sample_normal(latent_shape, generators, device).to(cond.prompt_embeds.dtype)
+    latents = [z]
+    for k in range(stop):
+        t, t_next = times[k].item(), times[k + 1].item()
+        t_batch = torch.full((z.shape[0],), t, device=device, dtype=z.dtype)
+        u = guided_velocity(model, z, t_batch, cond, null_cond, config.cfg_scale)
+        # The step to t = 0 stays deterministic: noise injected there would remain in the sample.
+        if config.sde_noise > 0 and t_next > 0:
+            noise = _per_sample_normal(latent_shape, generators, device).to(z.dtype)
+            z = sde_step(z, u, t, t_next, noise, config.sde_noise)
+        else:
+            z = euler_step(z, u, t, t_next)
+        latents.append(z)
+    return Trajectory(latents=torch.stack(latents), times=times[: stop + 1].clone())

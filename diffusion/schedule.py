@@ -1,0 +1,45 @@
+"""Flow-matching time schedules, computed the way diffusers' `FlowMatchEulerDiscreteScheduler` does.
+
+The sampler's times are sigmas: t = 1 is noise, t = 0 is clean (diffusers' timestep = 1000 * sigma).
+"""
+
+import math
+
+import torch
+
+
+def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:
+    """Static shift (SD3): t' = s t / (1 + (s - 1) t); s = 3 for SD3.5."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def exponential_time_shift(t: torch.Tensor, mu: float) -> torch.Tensor:
+    """Resolution-dependent shift (FLUX): t' = e^mu / (e^mu + 1/t - 1)."""
+    return math.exp(mu) / (math.exp(mu) + (1 / t - 1))
+
+
+def flux_mu(
+    image_seq_len: int, base_seq_len: int = 256, max_seq_len: int = 4096, base_shift: float = 0.5, max_shift: float = 1.15
+) -> float:
+    """FLUX's mu, linear in the number of packed image tokens (diffusers' `calculate_shift`)."""
+    slope = (max_shift - base_shift) / (max_seq_len - base_seq_len)
+    return base_shift + slope * (image_seq_len - base_seq_len)
+
+
+def flow_schedule(
+    num_steps: int, *, shift: float = 1.0, mu: float | None = None, num_train_timesteps: int = 1000
+) -> torch.Tensor:
+    """Times (num_steps + 1,) float32 from 1 to 0, equal to the scheduler's `sigmas` after `set_timesteps`.
+
+    With `mu` (dynamic shifting) the exponential shift replaces the static one. Like diffusers, the
+    static path spaces the unshifted times between 1 and the *shifted* smallest training sigma and then
+    shifts them again, which is what the scheduler does (so the last nonzero time matches it).
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps={num_steps} must be at least 1")
+    train = torch.linspace(1, num_train_timesteps, num_train_timesteps, dtype=torch.float64) / num_train_timesteps
+    if mu is None:
+        train = shift_time(train, shift)
+    t = torch.linspace(train[-1].item(), train[0].item(), num_steps, dtype=torch.float64)
+    t = exponential_time_shift(t, mu) if mu is not None else shift_time(t, shift)
+    return torch.cat([t, torch.zeros(1, dtype=t.dtype)]).to(torch.float32)
