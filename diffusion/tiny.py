@@ -15,8 +15,16 @@ from transformers import T5Config, T5EncoderModel, T5TokenizerFast
 
 _BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
 
+# Whole-word tokens for the tiny world's captions (colours, digit names, counts, relations); any other
+# word still tokenizes, character by character.
+CAPTION_WORDS = (
+    "a", "an", "and", "of", "the", "left", "right", "above", "below", "one", "two", "three", "four", "five",
+    "six", "seven", "eight", "nine", "zero", "ones", "twos", "threes", "fours", "fives", "sixes", "sevens",
+    "eights", "nines", "zeros", "red", "green", "blue", "yellow", "magenta", "cyan", "white", "orange", "photo",
+)
 
-def clip_tokenizer(words: list[str] = (), *, max_length: int = 16) -> CLIPTokenizer:
+
+def clip_tokenizer(words: tuple[str, ...] = CAPTION_WORDS, *, max_length: int = 24) -> CLIPTokenizer:
     """A CLIP BPE tokenizer over lowercase letters and digits, with merges that make each of `words` one token."""
     vocab: dict[str, int] = {}
     for c in string.ascii_lowercase + string.digits:
@@ -69,7 +77,7 @@ def tiny_vae(*, latent_channels: int, scaling_factor: float, shift_factor: float
     )
 
 
-def tiny_sd3_pipeline(seed: int = 0, *, words: list[str] = ()) -> StableDiffusion3Pipeline:
+def tiny_sd3_pipeline(seed: int = 0, *, words: tuple[str, ...] = CAPTION_WORDS) -> StableDiffusion3Pipeline:
     """SD3.5-shaped (dual attention in block 0, RMS qk-norm, two CLIP text encoders, no T5), 2 blocks."""
     tokenizer = clip_tokenizer(words)
     torch.manual_seed(seed)
@@ -106,7 +114,7 @@ def tiny_sd3_pipeline(seed: int = 0, *, words: list[str] = ()) -> StableDiffusio
     )
 
 
-def t5_tokenizer(words: list[str] = ()) -> T5TokenizerFast:
+def t5_tokenizer(words: tuple[str, ...] = CAPTION_WORDS) -> T5TokenizerFast:
     """A Unigram (sentencepiece-style) tokenizer with one piece per character and per word in `words`."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
@@ -119,7 +127,7 @@ def t5_tokenizer(words: list[str] = ()) -> T5TokenizerFast:
     return T5TokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", extra_ids=0)
 
 
-def tiny_flux_pipeline(seed: int = 0, *, words: list[str] = ()) -> FluxPipeline:
+def tiny_flux_pipeline(seed: int = 0, *, words: tuple[str, ...] = CAPTION_WORDS) -> FluxPipeline:
     """FLUX.1-dev-shaped (double + single stream blocks, rotary axes, guidance embedding, CLIP + T5)."""
     tokenizer = clip_tokenizer(words)
     tokenizer_2 = t5_tokenizer(words)
