@@ -47,8 +47,10 @@ def load_open_clip(arch: str, path: str, *, resize_mode: str | None = None) -> t
 def _create(name: str, *, pretrained: str | None, path: str, arch: str) -> nn.Module:
     try:
         return open_clip.create_model(name, pretrained=pretrained, weights_only=True)
-    except RuntimeError as err:
-        message = str(err)
+    # open_clip reports a mismatch as a RuntimeError from load_state_dict, or an AssertionError or
+    # KeyError from its position-embedding resizing, depending on which tensor disagrees first.
+    except (RuntimeError, AssertionError, KeyError) as err:
+        message = str(err) or type(err).__name__
         if "TorchScript" in message or "weights_only" in message:
             fix = "it is a TorchScript or pickled archive; convert it to a state dict in .safetensors"
         else:

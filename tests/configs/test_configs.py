@@ -1,0 +1,66 @@
+"""Every config composes into its typed schema; unknown group values and misspelt keys fail loudly."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException, MissingConfigException
+from omegaconf import OmegaConf
+
+from launch.config_schema import GenerateJobConfig, register_schemas
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+MODELS = sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml"))
+REWARDS = sorted(p.stem for p in (CONFIGS / "reward").glob("*.yaml"))
+
+register_schemas()
+
+
+def _compose(overrides):
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        return compose("generate", overrides=overrides)
+
+
+def test_the_groups_hold_the_presets_users_expect():
+    assert {"tiny_random", "sd35_medium", "sd35_large", "flux_dev"} <= set(MODELS)
+    assert {"tiny_random", "clip_vitl14_336", "dfn_clip_vith14", "hpsv2", "aesthetic"} <= set(REWARDS)
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("reward", REWARDS)
+def test_every_combination_builds_its_dataclasses(model, reward):
+    cfg = OmegaConf.to_object(_compose([f"model={model}", f"reward={reward}"]))
+    assert isinstance(cfg, GenerateJobConfig)
+    assert type(cfg.model).__name__ == "ModelConfig" and type(cfg.reward).__name__ == "RewardConfig"
+
+
+def test_paths_are_overridable():
+    cfg = OmegaConf.to_object(_compose(["model=sd35_medium", "model.path=/data/sd35", "reward=hpsv2", "reward.path=/x.pt"]))
+    assert cfg.model.path == "/data/sd35" and cfg.reward.path == "/x.pt"
+
+
+def test_unknown_group_value_names_the_options():
+    with pytest.raises(MissingConfigException, match=r"model/sd4.*(\n.*)*sd35_medium"):
+        _compose(["model=sd4"])
+
+
+def test_misspelt_key_fails_instead_of_becoming_a_default(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="model.pth"):
+        _compose(["model.pth=/data"])
+    with pytest.raises(ConfigCompositionException, match="sampler.num_step"):
+        _compose(["sampler.num_step=3"])
+    # ...and in a YAML preset a user adds to a group.
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS, configs)
+    (configs / "model" / "typo.yaml").write_text("family: sd3\ninit: random_tiny\nmax_seq_len: 8\n")
+    with initialize_config_dir(config_dir=str(configs), version_base=None):
+        with pytest.raises(ConfigCompositionException, match="max_seq_len"):
+            compose("generate", overrides=["model=typo"])
+
+
+def test_bad_values_fail_in_the_dataclass():
+    with pytest.raises(ValueError, match="model.family='sdxl'"):
+        OmegaConf.to_object(_compose(["model.family=sdxl"]))
+    with pytest.raises(ValueError, match="sampler.num_steps=0"):
+        OmegaConf.to_object(_compose(["sampler.num_steps=0"]))

@@ -1,0 +1,38 @@
+"""House rules that code review would otherwise have to catch (STYLE.md rules 7, 11, 18, 19)."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("diffusion", "value", "stitching", "rollout", "learner")
+
+
+def _sources(*dirs):
+    for d in dirs:
+        yield from (ROOT / d).rglob("*.py")
+
+
+def test_tests_mirror_the_packages():
+    for pkg in PACKAGES:
+        modules = [p for p in (ROOT / pkg).glob("*.py") if p.name != "__init__.py"]
+        if modules:
+            assert (ROOT / "tests" / pkg).is_dir(), f"{pkg}/ has modules but tests/{pkg}/ does not exist"
+
+
+def test_no_dumping_ground_modules():
+    for path in _sources(*PACKAGES, "launch"):
+        assert path.stem not in {"utils", "common", "helpers", "misc"}, path
+
+
+def test_device_and_backend_names_live_in_one_module():
+    pattern = re.compile(r"""\.cuda\(|["']cuda["']|["']nccl["']""")
+    for path in _sources(*PACKAGES, "launch"):
+        if path.relative_to(ROOT).as_posix() == "diffusion/device.py":
+            continue
+        assert not pattern.search(path.read_text()), f"{path}: resolve devices through diffusion/device.py"
+
+
+def test_generator_value_and_stitching_know_nothing_of_ray_or_deepspeed():
+    pattern = re.compile(r"^\s*(import|from)\s+(ray|deepspeed)\b", re.M)
+    for path in _sources("diffusion", "value", "stitching"):
+        assert not pattern.search(path.read_text()), f"{path} imports ray or deepspeed"
