@@ -1,14 +1,24 @@
 """Typed schemas of the launch scripts' Hydra configs, registered so that a misspelt or unknown key
 fails when the config is composed instead of silently becoming a default."""
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from value.reward_config import RewardConfig
+from world.build import WorldConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def world_dir() -> Path:
+    """Where the tiny world lives: $STITCHRL_WORLD, else artifacts/world in the repository."""
+    return Path(os.environ.get("STITCHRL_WORLD", REPO_ROOT / "artifacts" / "world"))
 
 
 @dataclass(kw_only=True)
@@ -41,6 +51,17 @@ class GenerateJobConfig:
             raise ValueError("no prompts: set prompts=[...] or prompt_file=<a file with one prompt per line>")
 
 
+@dataclass(kw_only=True)
+class WorldJobConfig:
+    """launch/world.py: build the tiny world (or reuse it) and print its gates."""
+
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+
 def register_schemas() -> None:
+    """The schemas, and the ${world:<component>} resolver the tiny presets use for their paths."""
+    if not OmegaConf.has_resolver("world"):
+        OmegaConf.register_new_resolver("world", lambda part="": str(world_dir() / part))
     cs = ConfigStore.instance()
     cs.store(name="generate_schema", node=GenerateJobConfig)
+    cs.store(name="world_schema", node=WorldJobConfig)

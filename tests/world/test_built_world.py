@@ -1,0 +1,78 @@
+"""The built tiny world (artifacts/world, committed with its recipe): its card meets the gates, and
+its parts load through the same code paths as the real checkpoints and still measure what the card says."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from diffusion.sd3 import SD3FlowModel
+from launch.config_schema import world_dir
+from value.clip_score import CLIPScore
+from value.reward_config import RewardConfig, build_reward_model
+from world import clip as world_clip
+from world.artifacts import check_component
+from world.build import WorldConfig, _recipes, load_generator
+from world.prompts import FAMILIES
+from world.scenes import DigitBank
+from world.verifier import cell_accuracy, load_verifier
+
+ROOT = world_dir()
+pytestmark = pytest.mark.skipif(not (ROOT / "card.json").is_file(), reason="the tiny world is not built")
+
+
+@pytest.fixture(scope="module")
+def card():
+    return json.loads((ROOT / "card.json").read_text())
+
+
+def test_card_meets_the_gates(card):
+    g = card["gates"]
+    assert g["vae_psnr_db"] >= 24
+    assert g["clip_zero_shot_acc"] >= 0.90
+    assert g["pref_pairwise_acc"] >= 0.85
+    assert g["verifier_acc"] >= 0.97
+    assert 0.15 <= g["base_prompt_acc_cfg1"] <= 0.60
+    assert g["base_prompt_acc_cfg"] > g["base_prompt_acc_cfg1"]
+    assert set(g["base_per_family_cfg1"]) == set(FAMILIES)
+    assert card["size_mb"] < 30
+
+
+def test_components_are_complete_and_from_the_default_recipe(card):
+    recipes = _recipes(WorldConfig(**{k: v for k, v in card["config"].items() if k != "dir"}))
+    for name, recipe in recipes.items():
+        assert check_component(ROOT / name, recipe) is None, name
+    assert recipes == _recipes(WorldConfig())  # the committed world is what `python launch/world.py` builds
+
+
+def test_world_loads_through_the_real_code_paths():
+    model = load_generator(ROOT)
+    assert isinstance(model, SD3FlowModel)
+    assert model.pipeline.__class__.__name__ == "StableDiffusion3Pipeline"
+    reward = build_reward_model(RewardConfig(kind="open_clip", path=str(ROOT / "clip")))
+    assert isinstance(reward, CLIPScore)
+
+
+def test_rewards_and_verifier_still_measure_what_the_card_says(card):
+    bank = DigitBank(card["config"]["seed"])
+    clip = build_reward_model(RewardConfig(kind="open_clip", path=str(ROOT / "clip")))
+    pref = build_reward_model(RewardConfig(kind="open_clip", path=str(ROOT / "preference")))
+    # Fresh test scenes (another seed than the card's), so these are re-measurements, not replays.
+    assert world_clip.zero_shot_acc(clip, bank, "test", 200, seed=99) >= 0.85
+    assert world_clip.pairwise_acc(pref, bank, "test", 200, seed=98) >= 0.80
+    assert cell_accuracy(load_verifier(ROOT / "verifier"), bank, "test", 200, seed=97) >= 0.95
+
+
+def test_preference_reward_beats_clip_on_hard_negatives(card):
+    assert card["gates"]["pref_pairwise_acc"] > card["gates"]["clip_pairwise_acc"]
+
+
+def test_generator_samples_are_reproducible():
+    model = load_generator(ROOT)
+    from diffusion.sampling import SamplerConfig, sample
+
+    cond = model.encode_prompt(["a red seven", "two blue threes"])
+    kw = dict(times=model.schedule(4, 8, 8), seeds=[0, 1], latent_shape=(4, 8, 8), config=SamplerConfig(num_steps=4))
+    with torch.no_grad():
+        assert torch.equal(sample(model, cond, **kw).final, sample(model, cond, **kw).final)

@@ -1,0 +1,125 @@
+"""The tiny world's generator: an SD3-architecture pipeline (two tiny CLIP text encoders, a tiny MMDiT
+with dual attention in its first blocks and RMS qk-norm, the world's VAE), trained by flow matching
+(logit-normal t as SD3, prompt dropout so that CFG works) with its text encoders trained alongside.
+
+Saved with `save_pretrained`, it is read by `SD3FlowModel.from_pretrained` exactly as SD3.5 is.
+"""
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+from diffusion.tiny import clip_tokenizer
+from world.clip import captioned_scenes
+from world.scenes import DigitBank, render_batch
+
+TEXT_WIDTH = 64
+MAX_SEQUENCE_LENGTH = 1  # no T5: the pipeline appends this many zero tokens
+
+
+def new_pipeline(vae: AutoencoderKL, *, seed: int, layers: int = 6, width: int = 128, patch_size: int = 2):
+    tokenizer = clip_tokenizer()
+    encoders = []
+    for k in range(2):
+        torch.manual_seed(seed + k)
+        encoders.append(CLIPTextModelWithProjection(CLIPTextConfig(
+            vocab_size=len(tokenizer), hidden_size=TEXT_WIDTH, intermediate_size=2 * TEXT_WIDTH,
+            num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=tokenizer.model_max_length,
+            projection_dim=TEXT_WIDTH, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )))
+    torch.manual_seed(seed + 2)
+    heads = width // 32
+    transformer = SD3Transformer2DModel(
+        sample_size=8,
+        patch_size=patch_size,
+        in_channels=vae.config.latent_channels,
+        out_channels=vae.config.latent_channels,
+        num_layers=layers,
+        attention_head_dim=32,
+        num_attention_heads=heads,
+        joint_attention_dim=2 * TEXT_WIDTH,
+        caption_projection_dim=width,
+        pooled_projection_dim=2 * TEXT_WIDTH,
+        pos_embed_max_size=8,
+        dual_attention_layers=(0, 1),
+        qk_norm="rms_norm",
+    )
+    return StableDiffusion3Pipeline(
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
+        text_encoder=encoders[0], tokenizer=tokenizer, text_encoder_2=encoders[1], tokenizer_2=clip_tokenizer(),
+        text_encoder_3=None, tokenizer_3=None,
+    )
+
+
+def encode_latents(vae: AutoencoderKL, images: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    """images (N, 3, 32, 32) in [0, 1] -> scaled latents (N, 4, 8, 8), as `FlowModel.encode` computes them."""
+    out = []
+    with torch.no_grad():
+        for x in images.split(batch):
+            z = vae.encode(x * 2 - 1).latent_dist.mean
+            out.append((z - vae.config.shift_factor) * vae.config.scaling_factor)
+    return torch.cat(out)
+
+
+def train_generator(
+    pipeline: StableDiffusion3Pipeline,
+    bank: DigitBank,
+    *,
+    seed: int,
+    steps: int,
+    num_scenes: int,
+    batch: int = 64,
+    exclude=frozenset(),
+    prompt_dropout: float = 0.1,
+    ema_decay: float = 0.995,
+    progress=None,
+) -> StableDiffusion3Pipeline:
+    """Flow matching on `num_scenes` fixed training scenes (latents encoded once). Returns the pipeline
+    with the EMA of the transformer's and text encoders' weights."""
+    rng = np.random.default_rng(seed)
+    pairs = captioned_scenes(num_scenes, rng, exclude)
+    captions = [p.text() for _, p in pairs]
+    latents = encode_latents(pipeline.vae, render_batch([s for s, _ in pairs], bank, "train", rng))
+    trained = [pipeline.transformer, pipeline.text_encoder, pipeline.text_encoder_2]
+    params = [p for m in trained for p in m.parameters()]
+    ema = [copy.deepcopy(m).requires_grad_(False) for m in trained]
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    for m in trained:
+        m.train()
+    for _ in range(steps):
+        idx = torch.randint(len(latents), (batch,), generator=gen)
+        z0 = latents[idx]
+        drop = torch.rand(batch, generator=gen) < prompt_dropout
+        texts = ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist(), strict=True)]
+        embeds, _, pooled, _ = pipeline.encode_prompt(
+            prompt=texts, prompt_2=None, prompt_3=None, do_classifier_free_guidance=False,
+            max_sequence_length=MAX_SEQUENCE_LENGTH,
+        )
+        t = torch.sigmoid(torch.randn(batch, generator=gen))  # logit-normal(0, 1), as SD3 trains
+        eps = torch.randn(z0.shape, generator=gen)
+        tb = t.view(-1, 1, 1, 1)
+        z_t = (1 - tb) * z0 + tb * eps
+        u = pipeline.transformer(
+            hidden_states=z_t, encoder_hidden_states=embeds, pooled_projections=pooled, timestep=t * 1000, return_dict=False
+        )[0]
+        loss = F.mse_loss(u, eps - z0)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for live, avg in zip(trained, ema, strict=True):
+                for p, q in zip(live.parameters(), avg.parameters(), strict=True):
+                    q.lerp_(p, 1 - ema_decay)
+        if progress is not None:
+            progress.update(1)
+    pipeline.register_modules(transformer=ema[0].eval(), text_encoder=ema[1].eval(), text_encoder_2=ema[2].eval())
+    return pipeline
