@@ -31,7 +31,9 @@ def clip_tokenizer(words: tuple[str, ...] = CAPTION_WORDS, *, max_length: int = 
         vocab.setdefault(c, len(vocab))
         vocab.setdefault(c + "</w>", len(vocab))
     merges: list[tuple[str, str]] = []
-    for word in words:
+    # Longest words first: BPE applies the lowest-ranked merge anywhere in a word, so a short word's
+    # merges ranked early would cut longer words ("an" inside "orange").
+    for word in sorted(words, key=len, reverse=True):
         pieces = list(word[:-1]) + [word[-1] + "</w>"]
         while len(pieces) > 1:
             pair = (pieces[0], pieces[1])

@@ -32,7 +32,9 @@ class GenerateJobConfig:
     model: ModelConfig = MISSING
     reward: RewardConfig = MISSING
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    prompts: list[str] = field(default_factory=lambda: ["a red seven", "a blue two and a green five"])
+    prompts: list[str] = field(
+        default_factory=lambda: ["a red seven", "three green fives", "a blue two left of an orange eight"]
+    )
     prompt_file: str = ""
     samples_per_prompt: int = 4
     batch_size: int = 8

@@ -35,11 +35,11 @@ class WorldConfig:
     dir: str = "artifacts/world"
     seed: int = 0
     threads: int = 2
-    verifier_steps: int = 1500
-    vae_steps: int = 800
-    clip_steps: int = 600
-    preference_steps: int = 300
-    generator_steps: int = 1500
+    verifier_steps: int = 1200
+    vae_steps: int = 700
+    clip_steps: int = 1000
+    preference_steps: int = 400
+    generator_steps: int = 1000
     generator_scenes: int = 20000
     eval_prompts_per_family: int = 16
     eval_samples_per_prompt: int = 4
@@ -90,6 +90,7 @@ def _train(name: str, cfg: WorldConfig, bank: DigitBank, root: Path, bar):
             return lambda d: save_open_clip_dir(model, world_clip.CLIP_CONFIG, str(d))
         case "generator":
             vae = AutoencoderKL.from_pretrained(root / "vae").eval()
+            vae.register_to_config(_name_or_path="vae")  # not the build's absolute path: same seed, same bytes
             pipeline = generator.new_pipeline(vae, seed=seed)
             pipeline = generator.train_generator(
                 pipeline, bank, seed=seed, steps=cfg.generator_steps, num_scenes=cfg.generator_scenes,

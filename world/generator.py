@@ -19,10 +19,11 @@ from world.scenes import DigitBank, render_batch
 
 TEXT_WIDTH = 64
 MAX_SEQUENCE_LENGTH = 1  # no T5: the pipeline appends this many zero tokens
+TOKENS = 12  # CLIP context: the longest caption is 9 tokens with the whole-word merges
 
 
-def new_pipeline(vae: AutoencoderKL, *, seed: int, layers: int = 6, width: int = 128, patch_size: int = 2):
-    tokenizer = clip_tokenizer()
+def new_pipeline(vae: AutoencoderKL, *, seed: int, layers: int = 4, width: int = 128, patch_size: int = 2):
+    tokenizer = clip_tokenizer(max_length=TOKENS)
     encoders = []
     for k in range(2):
         torch.manual_seed(seed + k)
@@ -51,7 +52,7 @@ def new_pipeline(vae: AutoencoderKL, *, seed: int, layers: int = 6, width: int =
     )
     return StableDiffusion3Pipeline(
         transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
-        text_encoder=encoders[0], tokenizer=tokenizer, text_encoder_2=encoders[1], tokenizer_2=clip_tokenizer(),
+        text_encoder=encoders[0], tokenizer=tokenizer, text_encoder_2=encoders[1], tokenizer_2=clip_tokenizer(max_length=TOKENS),
         text_encoder_3=None, tokenizer_3=None,
     )
 
@@ -89,10 +90,10 @@ def train_generator(
     params = [p for m in trained for p in m.parameters()]
     ema = [copy.deepcopy(m).requires_grad_(False) for m in trained]
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.05)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)
     gen = torch.Generator().manual_seed(seed)
     for m in trained:
-        m.train()
+        m.train().requires_grad_(True)
     for _ in range(steps):
         idx = torch.randint(len(latents), (batch,), generator=gen)
         z0 = latents[idx]

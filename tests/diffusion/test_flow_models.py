@@ -87,3 +87,11 @@ def test_frozen_parts_stay_in_eval_mode(flux_model):
     assert flux_model.transformer.training
     assert not any(m.training for m in flux_model.text_encoders.modules())
     assert not flux_model.vae.training
+
+
+def test_tiny_tokenizer_keeps_every_caption_word_whole():
+    from diffusion.tiny import CAPTION_WORDS, clip_tokenizer
+
+    tokenizer = clip_tokenizer()
+    for word in CAPTION_WORDS:
+        assert len(tokenizer(word).input_ids) == 3, word  # <start> word <end>

@@ -1,0 +1,54 @@
+"""The world builder on a miniature recipe (a few steps per component): deterministic from its seed,
+reuses what is there, and rebuilds a corrupted component and what depends on it."""
+
+import json
+
+import pytest
+
+from world.build import WorldConfig, build_world
+
+TINY_RECIPE = dict(
+    verifier_steps=2, vae_steps=2, clip_steps=2, preference_steps=2, generator_steps=2, generator_scenes=32,
+    eval_prompts_per_family=1, eval_samples_per_prompt=1, sample_steps=2, threads=1,
+)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    logs: list[str] = []
+    card = build_world(WorldConfig(dir=str(root / "a"), **TINY_RECIPE), log=logs.append)
+    return root, card, logs
+
+
+def test_the_same_seed_gives_the_same_world(built):
+    root, card, _ = built
+    again = build_world(WorldConfig(dir=str(root / "b"), **TINY_RECIPE), log=lambda _: None)
+    assert again["components"] == card["components"]  # identical bytes, file by file
+    assert again["gates"] == card["gates"]
+
+
+def test_card_has_the_gates_costs_and_loads_back(built):
+    root, card, _ = built
+    for key in ("vae_psnr_db", "clip_zero_shot_acc", "pref_pairwise_acc", "verifier_acc",
+                "base_prompt_acc_cfg1", "base_prompt_acc_cfg", "base_per_family_cfg1"):
+        assert key in card["gates"], key
+    assert card["costs"]["tiny"]["backbone_forward_flops"] > 0
+    assert card["costs"]["sd35m_clip_vitl14_336"]["backbone_over_reward_tower"] > 10
+    assert json.loads((root / "a" / "card.json").read_text()) == card
+    assert (root / "a" / "grids" / "color_attr_cfg.png").is_file()
+
+
+def test_second_call_reuses_and_a_corrupt_component_is_rebuilt(built):
+    root, card, _ = built
+    logs: list[str] = []
+    assert build_world(WorldConfig(dir=str(root / "a"), **TINY_RECIPE), log=logs.append) == card
+    assert all("reusing" in line for line in logs)
+    weights = next((root / "a" / "vae").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated, as by a killed copy
+    logs.clear()
+    rebuilt = build_world(WorldConfig(dir=str(root / "a"), **TINY_RECIPE), log=logs.append)
+    assert any("vae: building (corrupt" in line for line in logs)
+    assert any("generator: building (vae was rebuilt)" in line for line in logs)
+    assert any("clip: reusing" in line for line in logs)
+    assert rebuilt["components"] == card["components"]  # deterministic, so the same bytes come back
