@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from value.reward_model import RewardModel
+from world.optim import one_cycle, take_step
 from world.prompts import FAMILIES, RELATIONS, PromptSpec, sample_spec, satisfies, scene_for
 from world.scenes import COLOUR_NAMES, DIGIT_NAMES, DigitBank, Scene, render_batch
 
@@ -94,19 +95,13 @@ def train_clip(bank: DigitBank, *, seed: int, steps: int, batch: int = 64, exclu
     """Symmetric InfoNCE on (rendered scene, its caption) pairs from the training digits."""
     rng = np.random.default_rng(seed)
     model, tokenizer = new_clip(seed), clip_tokenizer()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)
+    opt, sched = one_cycle(model.parameters(), lr=1e-3, steps=steps, weight_decay=0.05)
     model.train()
     for _ in range(steps):
         pairs = captioned_scenes(batch, rng, exclude)
         images = _normalise(render_batch([s for s, _ in pairs], bank, "train", rng))
         loss = _contrastive(model, images, tokenizer([p.text() for _, p in pairs]), _matches(pairs))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress is not None:
-            progress.update(1)
+        take_step(loss, opt, sched, progress)
     return model.eval()
 
 
@@ -115,8 +110,7 @@ def train_preference(clip: nn.Module, bank: DigitBank, *, seed: int, steps: int,
     the cosines, as HPSv2 trains on preference pairs), plus the contrastive loss to stay a CLIP."""
     rng = np.random.default_rng(seed + 1)
     model, tokenizer = copy.deepcopy(clip).train().requires_grad_(True), clip_tokenizer()
-    opt = torch.optim.AdamW(model.parameters(), lr=5e-4, weight_decay=0.05)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=5e-4, total_steps=steps, pct_start=0.1)
+    opt, sched = one_cycle(model.parameters(), lr=5e-4, steps=steps, weight_decay=0.05)
     for _ in range(steps):
         pairs = captioned_scenes(batch, rng, exclude)
         images = _normalise(render_batch([s for s, _ in pairs], bank, "train", rng))
@@ -126,12 +120,7 @@ def train_preference(clip: nn.Module, bank: DigitBank, *, seed: int, steps: int,
         neg = model.encode_text(tokenizer(negatives), normalize=True)
         margin = model.logit_scale.exp() * ((img * pos).sum(-1) - (img * neg).sum(-1))
         loss = F.softplus(-margin).mean() + _contrastive(model, images, tokenizer([p.text() for _, p in pairs]), _matches(pairs))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress is not None:
-            progress.update(1)
+        take_step(loss, opt, sched, progress)
     return model.eval()
 
 

@@ -15,6 +15,7 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
 from diffusion.tiny import clip_tokenizer
 from world.clip import captioned_scenes
+from world.optim import one_cycle, take_step
 from world.scenes import DigitBank, render_batch
 
 TEXT_WIDTH = 64
@@ -89,8 +90,7 @@ def train_generator(
     trained = [pipeline.transformer, pipeline.text_encoder, pipeline.text_encoder_2]
     params = [p for m in trained for p in m.parameters()]
     ema = [copy.deepcopy(m).requires_grad_(False) for m in trained]
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)
+    opt, sched = one_cycle(params, lr=1e-3, steps=steps, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)
     for m in trained:
         m.train().requires_grad_(True)
@@ -110,17 +110,10 @@ def train_generator(
         u = pipeline.transformer(
             hidden_states=z_t, encoder_hidden_states=embeds, pooled_projections=pooled, timestep=t * 1000, return_dict=False
         )[0]
-        loss = F.mse_loss(u, eps - z0)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
+        take_step(F.mse_loss(u, eps - z0), opt, sched, progress, clip_params=params)
         with torch.no_grad():
             for live, avg in zip(trained, ema, strict=True):
                 for p, q in zip(live.parameters(), avg.parameters(), strict=True):
                     q.lerp_(p, 1 - ema_decay)
-        if progress is not None:
-            progress.update(1)
     pipeline.register_modules(transformer=ema[0].eval(), text_encoder=ema[1].eval(), text_encoder_2=ema[2].eval())
     return pipeline

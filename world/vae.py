@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
 
+from world.optim import one_cycle, take_step
 from world.scenes import DigitBank, render_batch
 from world.verifier import random_scenes
 
@@ -37,20 +38,14 @@ def train_vae(bank: DigitBank, *, seed: int, steps: int, batch: int = 32, kl_wei
     """
     rng = np.random.default_rng(seed)
     vae = new_vae(seed)
-    opt = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=steps, pct_start=0.1)
+    opt, sched = one_cycle(vae.parameters(), lr=1e-3, steps=steps)
     vae.train()
     for _ in range(steps):
         x = render_batch(random_scenes(batch, rng, empty_prob=0.4), bank, "train", rng) * 2 - 1
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample()).sample
         loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + kl_weight * posterior.kl().mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress is not None:
-            progress.update(1)
+        take_step(loss, opt, sched, progress)
     vae.eval()
     with torch.no_grad():
         x = render_batch(random_scenes(512, rng, empty_prob=0.4), bank, "train", rng) * 2 - 1

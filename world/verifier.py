@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from world.optim import one_cycle, take_step
 from world.prompts import FAMILIES, parse_prompt, satisfies
 from world.scenes import CELL, COLOUR_NAMES, DigitBank, Item, Scene, render_batch
 
@@ -102,20 +103,14 @@ def train_verifier(bank: DigitBank, *, seed: int, steps: int, batch: int = 64, p
     torch.manual_seed(seed)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     model = CellClassifier()
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
+    opt, sched = one_cycle(model.parameters(), lr=2e-3, steps=steps, warmup=0.3)
     for _ in range(steps):
         scenes = random_scenes(batch, rng)
         images = _degrade(render_batch(scenes, bank, "train", rng), gen)
         digits, colours = cell_targets(scenes)
         d_logits, c_logits = model(split_cells(images))
         loss = F.cross_entropy(d_logits, digits) + F.cross_entropy(c_logits, colours, ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        if progress is not None:
-            progress.update(1)
+        take_step(loss, opt, sched, progress)
     return model.eval()
 
 
