@@ -37,7 +37,7 @@ class WorldConfig:
     threads: int = 2
     verifier_steps: int = 1200
     vae_steps: int = 700
-    clip_steps: int = 1000
+    clip_steps: int = 1500
     preference_steps: int = 400
     generator_steps: int = 1000
     generator_scenes: int = 20000

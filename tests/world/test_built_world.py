@@ -3,7 +3,6 @@ its parts load through the same code paths as the real checkpoints and still mea
 
 import json
 
-import numpy as np
 import pytest
 import torch
 
