@@ -107,8 +107,6 @@ def build_components(cfg: WorldConfig, log=print) -> dict[str, float]:
     bank = DigitBank(cfg.seed)
     rebuilt: dict[str, float] = {}
     recipes = _recipes(cfg)
-    steps = {"verifier": cfg.verifier_steps, "vae": cfg.vae_steps, "clip": cfg.clip_steps,
-             "preference": cfg.preference_steps, "generator": cfg.generator_steps}
     for name in ("verifier", "vae", "clip", "preference", "generator"):
         reason = check_component(root / name, recipes[name])
         if reason is None and DEPENDS_ON.get(name) in rebuilt:
@@ -119,7 +117,7 @@ def build_components(cfg: WorldConfig, log=print) -> dict[str, float]:
         log(f"[world] {name}: building ({reason})")
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
-        with tqdm(total=steps[name], desc=name, unit="step", mininterval=5) as bar:
+        with tqdm(total=recipes[name]["steps"], desc=name, unit="step", mininterval=5) as bar:
             writer = _train(name, cfg, bank, root, bar)
         seconds = time.perf_counter() - start
         write_component(root / name, recipes[name], writer, extra={"train_seconds": seconds})
@@ -141,21 +139,18 @@ def _prompt_acc(model, reward, verifier, prompts, cfg: WorldConfig, cfg_scale: f
     report = verifier.report(out.images, expanded)
     report["reward"] = out.rewards.mean().item()
     for family in FAMILIES:
-        rows = [i for i, p in enumerate(expanded) if p in set(eval_prompts(family, cfg.eval_prompts_per_family))][:8 * cfg.eval_samples_per_prompt]
+        family_prompts = set(eval_prompts(family, cfg.eval_prompts_per_family))
+        rows = [i for i, p in enumerate(expanded) if p in family_prompts][: 8 * cfg.eval_samples_per_prompt]
         save_grid(out.images[rows], grid_dir / f"{family}_{tag}.png", columns=cfg.eval_samples_per_prompt, scale=4)
     return report
 
 
 @torch.no_grad()
-def measure_gates(cfg: WorldConfig) -> dict:
-    """Every gate, measured on test scenes (unseen handwriting) through the project's real loaders."""
+def measure_gates(cfg: WorldConfig, model, clip_reward, pref_reward, verifier) -> dict:
+    """Every gate, measured on test scenes (unseen handwriting), on parts loaded by the real loaders."""
     root = Path(cfg.dir)
     bank = DigitBank(cfg.seed)
     torch.manual_seed(cfg.seed)
-    model = load_generator(root)
-    clip_reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "clip")))
-    pref_reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "preference")))
-    verifier = world_verifier.load_verifier(root / "verifier")
     gates = {
         "vae_psnr_db": world_vae.psnr_db(model.vae, bank, "test", 512, seed=cfg.seed + 1),
         "clip_zero_shot_acc": world_clip.zero_shot_acc(clip_reward, bank, "test", 500, seed=cfg.seed + 2),
@@ -172,9 +167,7 @@ def measure_gates(cfg: WorldConfig) -> dict:
     return gates
 
 
-def measure_costs(root: Path) -> dict:
-    model = load_generator(root)
-    clip_model = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "clip"))).text.model
+def measure_costs(model, clip_model) -> dict:
     cond = model.encode_prompt(["a red seven"])
     tiny = cost.tiny_costs(model.transformer, model.vae, clip_model, latent_hw=8, text_tokens=cond.prompt_embeds.shape[1])
     return {"tiny": tiny, **cost.real_costs()}
@@ -187,19 +180,24 @@ def build_world(cfg: WorldConfig, log=print) -> dict:
     rebuilt = build_components(cfg, log)
     root = Path(cfg.dir)
     card_path = root / "card.json"
-    stamps = {n: json.loads((root / n / "component.json").read_text())["files"] for n in _recipes(cfg)}
+    metas = {n: json.loads((root / n / "component.json").read_text()) for n in _recipes(cfg)}
+    stamps = {n: meta["files"] for n, meta in metas.items()}
     if card_path.is_file() and not rebuilt:
         card = json.loads(card_path.read_text())
         if card.get("components") == stamps and card.get("config") == asdict(cfg) | {"dir": card["config"]["dir"]}:
             log(f"[world] card: reusing {card_path}")
             return card
     log("[world] measuring the gates")
-    gates = measure_gates(cfg)
+    # Loaded once, through the same loaders as the real checkpoints, for the gates and the FLOP counts.
+    model = load_generator(root)
+    clip_reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "clip")))
+    pref_reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "preference")))
+    verifier = world_verifier.load_verifier(root / "verifier")
     card = {
         "config": asdict(cfg),
-        "gates": gates,
-        "costs": measure_costs(root),
-        "train_seconds": {n: json.loads((root / n / "component.json").read_text())["train_seconds"] for n in stamps},
+        "gates": measure_gates(cfg, model, clip_reward, pref_reward, verifier),
+        "costs": measure_costs(model, clip_reward.text.model),
+        "train_seconds": {n: meta["train_seconds"] for n, meta in metas.items()},
         "build_seconds": time.perf_counter() - start,
         "size_mb": sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 2**20,
         "components": stamps,
