@@ -38,11 +38,15 @@ class FlowModel(nn.Module, ABC):
         """z (B, C, h, w), t (B,) in [0, 1] -> predicted velocity u (B, C, h, w)."""
 
     @abstractmethod
-    def features(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, *, upto: int) -> torch.Tensor:
-        """Image-stream tokens after block `upto` (1-based: upto = 4 runs the first four blocks only).
+    def block_features(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, *, upto: int) -> list[torch.Tensor]:
+        """Image-stream tokens after each of blocks 1..upto (1-based), in one partial pass.
 
-        z (B, C, h, w), t (B,) -> (B, feature_dim, *token_grid(h, w)).
+        z (B, C, h, w), t (B,) -> `upto` maps (B, feature_dim, *token_grid(h, w)).
         """
+
+    def features(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, *, upto: int) -> torch.Tensor:
+        """Image-stream tokens after block `upto` (upto = 4 runs the first four blocks only): (B, D, gh, gw)."""
+        return self.block_features(z, t, cond, upto=upto)[-1]
 
     @property
     @abstractmethod

@@ -86,15 +86,17 @@ class FluxFlowModel(FlowModel):
         f = self.vae_scale_factor
         return FluxPipeline._unpack_latents(packed, h * f, w * f, f)
 
-    def features(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, *, upto: int) -> torch.Tensor:
+    def block_features(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, *, upto: int) -> list[torch.Tensor]:
         """Blocks count the 19 double-stream blocks first, then the 38 single-stream ones (FLUX.1-dev)."""
         B, _, h, w = z.shape
         self._check_upto(upto)
         x, context, temb, rotary = self._embed(z, t, cond)
+        gh, gw = self.token_grid(h, w)
+        out = []
         for block in self._blocks()[:upto]:
             context, x = block(hidden_states=x, encoder_hidden_states=context, temb=temb, image_rotary_emb=rotary)
-        gh, gw = self.token_grid(h, w)
-        return x.transpose(1, 2).reshape(B, -1, gh, gw)  # (B, D, gh, gw)
+            out.append(x.transpose(1, 2).reshape(B, -1, gh, gw))
+        return out
 
     @property
     def num_blocks(self) -> int:

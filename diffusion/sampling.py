@@ -13,6 +13,12 @@ import torch
 from diffusion.conditioning import Conditioning
 
 
+# nu_t^2 = 2 t / (1 - t) is g_t^2 of the forward process z_t = (1 - t) z0 + t eps, so this SDE is its
+# exact time reversal: rolled out from a fixed z_t it draws z0 from the posterior p(z0 | z_t), which
+# is what the value E[r(z0) | z_t] averages over (Monte Carlo values use it).
+POSTERIOR_SDE_NOISE = 2**0.5
+
+
 @dataclass(kw_only=True)
 class SamplerConfig:
     """num_steps: Euler steps on the model's schedule. cfg_scale: 1 turns guidance off.
@@ -109,17 +115,43 @@ def sample(
     cond: B conditionings (one per sample); times (num_steps + 1,) from the model's schedule;
     latent_shape (C, h, w). Gradients flow if the caller enables them.
     """
-    num_steps = times.shape[0] - 1
-    stop = num_steps if stop is None else stop
-    if not 0 <= stop <= num_steps:
-        raise ValueError(f"stop={stop} is outside 0..{num_steps} (the schedule's number of steps)")
     if len(cond) != len(seeds):
         raise ValueError(f"{len(cond)} conditionings for {len(seeds)} seeds; give one seed per sample")
-    device = cond.prompt_embeds.device
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    z = _per_sample_normal(latent_shape, generators, device).to(cond.prompt_embeds.dtype)
+    z = _per_sample_normal(latent_shape, generators, cond.prompt_embeds.device).to(cond.prompt_embeds.dtype)
+    return _integrate(model, z, cond, times, 0, stop, generators, config, null_cond)
+
+
+def rollout_from(
+    model,
+    z: torch.Tensor,
+    cond: Conditioning,
+    *,
+    times: torch.Tensor,
+    start: int,
+    seeds: list[int],
+    config: SamplerConfig,
+    null_cond: Conditioning | None = None,
+) -> Trajectory:
+    """Continue from z (B, C, h, w) at times[start] to t = 0; the SDE's noise comes from `seeds`.
+
+    The returned trajectory starts at z (latents[0]) and its times are times[start:].
+    """
+    if len(cond) != len(seeds) or z.shape[0] != len(seeds):
+        raise ValueError(f"{z.shape[0]} latents, {len(cond)} conditionings, {len(seeds)} seeds: give one of each per sample")
+    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    return _integrate(model, z, cond, times, start, None, generators, config, null_cond)
+
+
+def _integrate(model, z, cond, times, start: int, stop: int | None, generators, config: SamplerConfig, null_cond) -> Trajectory:
+    """Steps start..stop-1 of the schedule from z at times[start]."""
+    num_steps = times.shape[0] - 1
+    stop = num_steps if stop is None else stop
+    if not 0 <= start <= stop <= num_steps:
+        raise ValueError(f"start={start}, stop={stop}: outside 0..{num_steps} (the schedule's number of steps)")
+    device, latent_shape = z.device, tuple(z.shape[1:])
     latents = [z]
-    for k in range(stop):
+    for k in range(start, stop):
         t, t_next = times[k].item(), times[k + 1].item()
         t_batch = torch.full((z.shape[0],), t, device=device, dtype=z.dtype)
         u = guided_velocity(model, z, t_batch, cond, null_cond, config.cfg_scale)
@@ -130,4 +162,4 @@ def sample(
         else:
             z = euler_step(z, u, t, t_next)
         latents.append(z)
-    return Trajectory(latents=torch.stack(latents), times=times[: stop + 1].clone())
+    return Trajectory(latents=torch.stack(latents), times=times[start : stop + 1].clone())

@@ -59,7 +59,7 @@ class SD3FlowModel(FlowModel):
             return_dict=False,
         )[0]
 
-    def features(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, *, upto: int) -> torch.Tensor:
+    def block_features(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning, *, upto: int) -> list[torch.Tensor]:
         B, _, h, w = z.shape
         self._check_upto(upto)
         tr = self.transformer
@@ -67,10 +67,12 @@ class SD3FlowModel(FlowModel):
         x = tr.pos_embed(z).contiguous()
         temb = tr.time_text_embed(t * 1000, cond.pooled)
         context = tr.context_embedder(cond.prompt_embeds)
+        gh, gw = self.token_grid(h, w)
+        out = []
         for block in tr.transformer_blocks[:upto]:
             context, x = block(hidden_states=x, encoder_hidden_states=context, temb=temb)
-        gh, gw = self.token_grid(h, w)
-        return x.transpose(1, 2).reshape(B, -1, gh, gw)  # (B, D, gh, gw)
+            out.append(x.transpose(1, 2).reshape(B, -1, gh, gw))
+        return out
 
     @property
     def num_blocks(self) -> int:

@@ -25,8 +25,16 @@ class VisionTower(nn.Module, ABC):
         """The tokens entering block j (1-based): (B, P + N, width)."""
 
     @abstractmethod
+    def run_from(self, tokens: torch.Tensor, j: int) -> torch.Tensor:
+        """Run blocks j..L on `tokens_at(., j)`-shaped tokens -> the last block's tokens (B, P + N, width)."""
+
+    @abstractmethod
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The last block's tokens -> image embedding (B, E): the tower's own pooling and projection."""
+
     def tail(self, tokens: torch.Tensor, j: int) -> torch.Tensor:
         """Run blocks j..L on `tokens_at(., j)`-shaped tokens -> image embedding (B, E)."""
+        return self.pool(self.run_from(tokens, j))
 
     @property
     @abstractmethod
@@ -83,13 +91,15 @@ class OpenCLIPVisionTower(VisionTower):
         x = self.visual.ln_pre(x + self.visual.positional_embedding.to(x.dtype))
         return self._blocks(x, 0, j - 1)
 
-    def tail(self, tokens: torch.Tensor, j: int) -> torch.Tensor:
+    def run_from(self, tokens: torch.Tensor, j: int) -> torch.Tensor:
         self._check_block(j)
         x = tokens
         if j == 1:
             x = self.visual.ln_pre(x + self.visual.positional_embedding.to(x.dtype))
-        x = self._blocks(x, j - 1, self.num_blocks)
-        pooled, _ = self.visual._pool(x)
+        return self._blocks(x, j - 1, self.num_blocks)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        pooled, _ = self.visual._pool(tokens)
         return pooled @ self.visual.proj if self.visual.proj is not None else pooled
 
     @property
@@ -135,11 +145,13 @@ class HFCLIPVisionTower(VisionTower):
         x = self._patches_with_class(pixels)
         return x if j == 1 else self._blocks(self._embed_positions(x), 0, j - 1)
 
-    def tail(self, tokens: torch.Tensor, j: int) -> torch.Tensor:
+    def run_from(self, tokens: torch.Tensor, j: int) -> torch.Tensor:
         self._check_block(j)
         x = self._embed_positions(tokens) if j == 1 else tokens
-        x = self._blocks(x, j - 1, self.num_blocks)
-        return self.visual_projection(self.vision_model.post_layernorm(x[:, 0]))
+        return self._blocks(x, j - 1, self.num_blocks)
+
+    def pool(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.visual_projection(self.vision_model.post_layernorm(tokens[:, 0]))
 
     @property
     def num_blocks(self) -> int:

@@ -39,7 +39,7 @@ class WorldConfig:
     vae_steps: int = 700
     clip_steps: int = 1500
     preference_steps: int = 400
-    generator_steps: int = 1000
+    generator_steps: int = 3000
     generator_scenes: int = 20000
     eval_prompts_per_family: int = 16
     eval_samples_per_prompt: int = 4

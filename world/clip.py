@@ -72,7 +72,11 @@ def hard_negative(spec: PromptSpec, scene: Scene, rng: np.random.Generator) -> P
 def _matches(pairs) -> torch.Tensor:
     """(B, B) 1 where scene i satisfies caption j: with ~10 single-object captions a batch repeats
     captions and its scenes satisfy each other's captions, so one-hot targets would be wrong."""
-    return torch.tensor([[float(satisfies(p, s.cells)) for _, p in pairs] for s, _ in pairs])
+    present = [{it.digit for it in s.cells if it is not None} for s, _ in pairs]
+    return torch.tensor([
+        [float(present[i].issuperset(p.digits) and satisfies(p, s.cells)) for _, p in pairs]  # cheap test first
+        for i, (s, _) in enumerate(pairs)
+    ])
 
 
 def _contrastive(model, images, tokens, matches: torch.Tensor) -> torch.Tensor:

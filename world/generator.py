@@ -1,6 +1,7 @@
 """The tiny world's generator: an SD3-architecture pipeline (two tiny CLIP text encoders, a tiny MMDiT
 with dual attention in its first blocks and RMS qk-norm, the world's VAE), trained by flow matching
-(logit-normal t as SD3, prompt dropout so that CFG works) with its text encoders trained alongside.
+(logit-normal t as SD3, prompt dropout so that CFG works). Its text encoders are random and frozen
+(SD3's are pretrained and frozen; here no text corpus exists, and the MMDiT learns to read them).
 
 Saved with `save_pretrained`, it is read by `SD3FlowModel.from_pretrained` exactly as SD3.5 is.
 """
@@ -68,6 +69,16 @@ def encode_latents(vae: AutoencoderKL, images: torch.Tensor, batch: int = 256) -
     return torch.cat(out)
 
 
+def caption_embeddings(pipeline: StableDiffusion3Pipeline, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each caption through the frozen text encoders once: (N, L, D) sequence and (N, P) pooled embeddings."""
+    with torch.no_grad():
+        embeds, _, pooled, _ = pipeline.encode_prompt(
+            prompt=captions, prompt_2=None, prompt_3=None, do_classifier_free_guidance=False,
+            max_sequence_length=MAX_SEQUENCE_LENGTH,
+        )
+    return embeds, pooled
+
+
 def train_generator(
     pipeline: StableDiffusion3Pipeline,
     bank: DigitBank,
@@ -75,45 +86,41 @@ def train_generator(
     seed: int,
     steps: int,
     num_scenes: int,
-    batch: int = 64,
+    batch: int = 32,
+    lr: float = 2e-3,
     exclude=frozenset(),
     prompt_dropout: float = 0.1,
-    ema_decay: float = 0.995,
+    ema_decay: float = 0.99,
     progress=None,
 ) -> StableDiffusion3Pipeline:
-    """Flow matching on `num_scenes` fixed training scenes (latents encoded once). Returns the pipeline
-    with the EMA of the transformer's and text encoders' weights."""
+    """Flow matching on `num_scenes` fixed training scenes (latents encoded once). The text encoders stay
+    frozen, as SD3's do, so each caption is encoded once. Returns the pipeline with the EMA of the
+    transformer's weights."""
     rng = np.random.default_rng(seed)
     pairs = captioned_scenes(num_scenes, rng, exclude)
-    captions = [p.text() for _, p in pairs]
     latents = encode_latents(pipeline.vae, render_batch([s for s, _ in pairs], bank, "train", rng))
-    trained = [pipeline.transformer, pipeline.text_encoder, pipeline.text_encoder_2]
-    params = [p for m in trained for p in m.parameters()]
-    ema = [copy.deepcopy(m).requires_grad_(False) for m in trained]
-    opt, sched = one_cycle(params, lr=1e-3, steps=steps, weight_decay=0.01)
+    vocabulary = sorted({p.text() for _, p in pairs}) + [""]  # "" last: the dropped prompt
+    row = {c: i for i, c in enumerate(vocabulary)}
+    caption_row = torch.tensor([row[p.text()] for _, p in pairs])
+    embeds, pooled = caption_embeddings(pipeline, vocabulary)
+    transformer = pipeline.transformer.train().requires_grad_(True)
+    ema = copy.deepcopy(transformer).requires_grad_(False)
+    opt, sched = one_cycle(transformer.parameters(), lr=lr, steps=steps, weight_decay=0.01)
     gen = torch.Generator().manual_seed(seed)
-    for m in trained:
-        m.train().requires_grad_(True)
     for _ in range(steps):
         idx = torch.randint(len(latents), (batch,), generator=gen)
-        z0 = latents[idx]
-        drop = torch.rand(batch, generator=gen) < prompt_dropout
-        texts = ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist(), strict=True)]
-        embeds, _, pooled, _ = pipeline.encode_prompt(
-            prompt=texts, prompt_2=None, prompt_3=None, do_classifier_free_guidance=False,
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-        )
+        z0, rows = latents[idx], caption_row[idx].clone()
+        rows[torch.rand(batch, generator=gen) < prompt_dropout] = len(vocabulary) - 1
         t = torch.sigmoid(torch.randn(batch, generator=gen))  # logit-normal(0, 1), as SD3 trains
         eps = torch.randn(z0.shape, generator=gen)
         tb = t.view(-1, 1, 1, 1)
-        z_t = (1 - tb) * z0 + tb * eps
-        u = pipeline.transformer(
-            hidden_states=z_t, encoder_hidden_states=embeds, pooled_projections=pooled, timestep=t * 1000, return_dict=False
+        u = transformer(
+            hidden_states=(1 - tb) * z0 + tb * eps, encoder_hidden_states=embeds[rows], pooled_projections=pooled[rows],
+            timestep=t * 1000, return_dict=False,
         )[0]
-        take_step(F.mse_loss(u, eps - z0), opt, sched, progress, clip_params=params)
+        take_step(F.mse_loss(u, eps - z0), opt, sched, progress, clip_params=transformer.parameters())
         with torch.no_grad():
-            for live, avg in zip(trained, ema, strict=True):
-                for p, q in zip(live.parameters(), avg.parameters(), strict=True):
-                    q.lerp_(p, 1 - ema_decay)
-    pipeline.register_modules(transformer=ema[0].eval(), text_encoder=ema[1].eval(), text_encoder_2=ema[2].eval())
+            for p, q in zip(transformer.parameters(), ema.parameters(), strict=True):
+                q.lerp_(p, 1 - ema_decay)
+    pipeline.register_modules(transformer=ema.eval())
     return pipeline

@@ -2,7 +2,9 @@
 
 Digits are real handwriting from scikit-learn's `load_digits` (1,797 images, 8x8), upsampled to 12x12
 and placed with up to 4 pixels of jitter inside their cell, on a dark background. The digit images are
-split into train / val / test, so test scenes use handwriting no model was trained on.
+split into train / val / test, so test scenes use handwriting no model was trained on. The generator
+and the rewards learn from train; the verifier from train+val (more, and other, handwriting than the
+models it judges, as GenEval's detector is trained on other data).
 """
 
 from dataclasses import dataclass
@@ -27,7 +29,7 @@ COLOURS = {
 COLOUR_NAMES = tuple(COLOURS)
 BACKGROUND = (0.04, 0.04, 0.07)
 CANVAS, CELL, GLYPH, JITTER = 32, 16, 12, 4
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "train+val")  # the verifier reads more handwriting than the models it judges
 
 
 @dataclass(frozen=True)
@@ -61,11 +63,12 @@ class DigitBank:
         order = np.random.default_rng(seed).permutation(len(glyphs))
         n_train, n_val = int(0.6 * len(order)), int(0.2 * len(order))
         parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
-        self._glyphs = {s: glyphs[idx].clamp(0, 1) for s, idx in parts.items()}
+        parts["train+val"] = order[: n_train + n_val]
+        self._glyphs = {s: glyphs[idx].clamp(0, 1).numpy() for s, idx in parts.items()}
         self._labels = {s: torch.tensor(data.target[idx]) for s, idx in parts.items()}
         self._by_digit = {s: [torch.nonzero(self._labels[s] == d).flatten() for d in range(10)] for s in SPLITS}
 
-    def glyph(self, digit: int, split: str, rng: np.random.Generator) -> torch.Tensor:
+    def glyph(self, digit: int, split: str, rng: np.random.Generator) -> np.ndarray:
         """One random 12x12 image of `digit` from `split`."""
         choices = self._by_digit[split][digit]
         return self._glyphs[split][choices[rng.integers(len(choices))]]
@@ -74,21 +77,27 @@ class DigitBank:
         return len(self._labels[split])
 
 
-def render(scene: Scene, bank: DigitBank, split: str, rng: np.random.Generator) -> torch.Tensor:
-    """The scene as an image (3, 32, 32) in [0, 1]."""
-    image = torch.tensor(BACKGROUND).view(3, 1, 1).repeat(1, CANVAS, CANVAS)
-    for k, item in enumerate(scene.cells):
-        if item is None:
-            continue
-        r, c = cell_row_col(k)
-        dy, dx = JITTER * rng.integers(0, 2, size=2)  # whole patches of the reward ViT (patch 4)
-        top, left = r * CELL + int(dy), c * CELL + int(dx)
-        ink = bank.glyph(item.digit, split, rng)  # (12, 12)
-        colour = torch.tensor(COLOURS[COLOUR_NAMES[item.colour]]).view(3, 1, 1)
-        patch = image[:, top : top + GLYPH, left : left + GLYPH]
-        image[:, top : top + GLYPH, left : left + GLYPH] = patch * (1 - ink) + colour * ink
-    return image
+_PALETTE = np.array([COLOURS[name] for name in COLOUR_NAMES], dtype=np.float32)
 
 
 def render_batch(scenes: list[Scene], bank: DigitBank, split: str, rng: np.random.Generator) -> torch.Tensor:
-    return torch.stack([render(s, bank, split, rng) for s in scenes])
+    """The scenes as images (B, 3, 32, 32) in [0, 1]. Per filled cell, in order: its jitter, its glyph."""
+    ink = np.zeros((len(scenes), CANVAS, CANVAS), np.float32)
+    colour = np.zeros((len(scenes), CANVAS, CANVAS, 3), np.float32)
+    for b, scene in enumerate(scenes):
+        for k, item in enumerate(scene.cells):
+            if item is None:
+                continue
+            r, c = cell_row_col(k)
+            dy, dx = JITTER * rng.integers(0, 2, size=2)  # whole patches of the reward ViT (patch 4)
+            top, left = r * CELL + int(dy), c * CELL + int(dx)
+            ink[b, top : top + GLYPH, left : left + GLYPH] = bank.glyph(item.digit, split, rng)
+            colour[b, top : top + GLYPH, left : left + GLYPH] = _PALETTE[item.colour]
+    ink = ink[..., None]
+    image = np.asarray(BACKGROUND, np.float32) * (1 - ink) + colour * ink  # cells never overlap
+    return torch.from_numpy(image).permute(0, 3, 1, 2).contiguous()
+
+
+def render(scene: Scene, bank: DigitBank, split: str, rng: np.random.Generator) -> torch.Tensor:
+    """The scene as an image (3, 32, 32) in [0, 1]."""
+    return render_batch([scene], bank, split, rng)[0]

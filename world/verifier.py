@@ -99,14 +99,15 @@ def _degrade(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def train_verifier(bank: DigitBank, *, seed: int, steps: int, batch: int = 64, progress=None) -> CellClassifier:
-    """Adam on fresh random training scenes every step (train-split digits only)."""
+    """Adam on fresh random scenes every step, from the train and val digits: like GenEval's detector,
+    trained on more (and other) data than the generators it judges; test digits stay unseen."""
     torch.manual_seed(seed)
     rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
     model = CellClassifier()
     opt, sched = one_cycle(model.parameters(), lr=2e-3, steps=steps, warmup=0.3)
     for _ in range(steps):
         scenes = random_scenes(batch, rng)
-        images = _degrade(render_batch(scenes, bank, "train", rng), gen)
+        images = _degrade(render_batch(scenes, bank, "train+val", rng), gen)
         digits, colours = cell_targets(scenes)
         d_logits, c_logits = model(split_cells(images))
         loss = F.cross_entropy(d_logits, digits) + F.cross_entropy(c_logits, colours, ignore_index=-100)

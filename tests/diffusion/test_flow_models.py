@@ -52,6 +52,9 @@ def test_features_equal_the_block_outputs_of_a_full_pass(family, sd3_model, flux
             assert feats.shape == (2, model.feature_dim, gh, gw)
             tokens = reference[i - 1].transpose(1, 2).reshape(2, -1, gh, gw)
             assert torch.allclose(feats, tokens, atol=1e-5), f"block {i}"
+        every = model.block_features(z, t, cond, upto=model.num_blocks)
+        for i, feats in enumerate(every):
+            assert torch.allclose(feats, reference[i].transpose(1, 2).reshape(feats.shape), atol=1e-5), f"block {i + 1}"
 
 
 def test_features_run_only_the_requested_blocks(sd3_model, latents):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig, guided_velocity, sample
+from diffusion.sampling import POSTERIOR_SDE_NOISE, SamplerConfig, guided_velocity, rollout_from, sample
 from diffusion.schedule import flow_schedule
 
 
@@ -93,6 +93,32 @@ def test_cfg_combines_the_two_branches(sd3_model, latents):
     assert torch.equal(plain, u_c)
     with pytest.raises(ValueError, match="null_cond"):
         guided_velocity(sd3_model, z, t, cond, None, 3.0)
+
+
+def test_rollout_from_a_partial_trajectory_finishes_it(sd3_model):
+    cond = sd3_model.encode_prompt(["a red seven", "two blue threes"])
+    times = sd3_model.schedule(6, 8, 8)
+    kw = dict(times=times, config=SamplerConfig(num_steps=6))
+    with torch.no_grad():
+        full = sample(sd3_model, cond, seeds=[3, 4], latent_shape=(4, 8, 8), **kw)
+        rest = rollout_from(sd3_model, full.latents[2], cond, start=2, seeds=[0, 0], **kw)
+    assert torch.equal(rest.times, times[2:])
+    assert torch.allclose(rest.final, full.final, atol=1e-5)
+
+
+def test_posterior_sde_from_z_t_draws_the_gaussian_posterior():
+    # z0 ~ N(m, s^2): z0 | z_t is Gaussian with the moments below; the ODE would give a single point.
+    m, s, t, zt = 1.0, 0.5, 0.5, 0.8
+    model, n, steps = GaussianFlow(m, s), 3000, 200
+    times = flow_schedule(2 * steps, shift=1.0)[steps:]  # from t = 0.5 down to 0
+    z = torch.full((n, 1, 1, 1), zt)
+    config = SamplerConfig(num_steps=steps, sde_noise=POSTERIOR_SDE_NOISE)
+    out = rollout_from(model, z, _cond(n), times=times, start=0, seeds=list(range(n)), config=config).final.flatten()
+    var_t = (1 - t) ** 2 * s**2 + t**2
+    mean = m + (1 - t) * s**2 / var_t * (zt - (1 - t) * m)
+    std = (s**2 - ((1 - t) * s**2) ** 2 / var_t) ** 0.5
+    assert out.mean().item() == pytest.approx(mean, abs=0.02)
+    assert out.std().item() == pytest.approx(std, abs=0.02)
 
 
 def test_stop_outside_the_schedule_is_an_error():

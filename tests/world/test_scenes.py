@@ -8,9 +8,10 @@ def test_splits_are_disjoint_and_cover_the_digits():
     bank = DigitBank(seed=0)
     sizes = [bank.size(s) for s in ("train", "val", "test")]
     assert sum(sizes) == 1797 and min(sizes) > 300
-    ids = [set(map(tuple, bank._glyphs[s].flatten(1).numpy().round(4).tolist())) for s in ("train", "test")]
+    ids = [set(map(tuple, bank._glyphs[s].reshape(bank.size(s), -1).round(4).tolist())) for s in ("train", "test")]
     # Handwriting in the test split is not in the training split (a few exact duplicates exist in the data).
     assert len(ids[0] & ids[1]) < 5
+    assert bank.size("train+val") == sizes[0] + sizes[1]
 
 
 def test_render_is_seeded_and_places_ink_in_its_cell():

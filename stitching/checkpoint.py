@@ -1,0 +1,79 @@
+"""Training checkpoints of a stitched value: `step_000100/` folders holding the trainable weights and the
+optimiser's tensors (safetensors) and the step and schedule (JSON). Each is written to a temporary
+folder and renamed into place, so a crash never leaves a half-written checkpoint that looks complete;
+the two newest are kept."""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+KEEP = 2
+_DONE = "state.json"  # written last: a folder without it is not a checkpoint
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    found = [p for p in folder.glob("step_*") if p.is_dir() and (p / _DONE).is_file()] if folder.is_dir() else []
+    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
+
+
+def latest_checkpoint(folder: str | Path) -> Path | None:
+    found = _checkpoints(Path(folder))
+    return found[-1] if found else None
+
+
+def save_training_state(folder: str | Path, step: int, model: torch.nn.Module, opt, sched) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"step_{step:06d}"
+    tmp = folder / f".tmp-step_{step:06d}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+    state = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, per_param in state["state"].items():
+        for key, value in per_param.items():
+            name = f"{idx}.{key}"
+            if torch.is_tensor(value):
+                tensors[name] = value.detach().contiguous()
+            else:
+                scalars[name] = value
+    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    meta = {"step": step, "param_groups": state["param_groups"], "scalars": scalars, "scheduler": sched.state_dict()}
+    (tmp / _DONE).write_text(json.dumps(meta, default=_no_callables))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in _checkpoints(folder)[:-KEEP]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _no_callables(value):
+    if callable(value):
+        return None  # LambdaLR keeps its lambdas out of state_dict; anything else callable is rebuilt
+    raise TypeError(f"cannot write {type(value).__name__} into a checkpoint")
+
+
+def load_training_state(path: str | Path, model: torch.nn.Module, opt, sched) -> int:
+    """Restore model, optimiser and schedule from a checkpoint folder; returns its step."""
+    path = Path(path)
+    if not (path / _DONE).is_file():
+        raise FileNotFoundError(f"{str(path)!r} is not a complete checkpoint (no {_DONE}); delete it and resume")
+    meta = json.loads((path / _DONE).read_text())
+    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint {str(path)!r} does not fit this value model (missing {missing[:3]}, unexpected "
+            f"{unexpected[:3]}); it was trained with another stitch point or reward"
+        )
+    state: dict = {}
+    for name, value in {**load_file(str(path / "optimizer.safetensors")), **meta["scalars"]}.items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    sched.load_state_dict(meta["scheduler"])
+    return int(meta["step"])

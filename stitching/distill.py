@@ -1,0 +1,126 @@
+"""StitchVM stage 2: distil the clean reward model into the stitched one on noisy latents.
+
+Teacher: the frozen reward tower on the clean image. Student: the stitched value on z_t. Trained: the
+stitch (at `stitch_lr_mult` x the rate) and the tower copy; the backbone and the teacher are frozen.
+t is logit-normal (centre-biased: both ends carry little signal). Losses (StitchVM App. D.1):
+CLIP-like rewards: squared L2 between the L2-normalised embeddings + token_weight x the per-token MSE
+of the last block's outputs; an aesthetic head: Smooth-L1 on tokens, normalised embeddings and scores.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from stitching.checkpoint import latest_checkpoint, load_training_state, save_training_state
+from value.aesthetic import AestheticScore
+from value.reward_model import RewardModel
+from value.stitched import StitchedValue
+
+
+@dataclass(kw_only=True)
+class DistillConfig:
+    """lr: the tower's rate (the stitch's is stitch_lr_mult x); linear warm-up, then constant, as the
+    paper states no decay."""
+
+    steps: int = 400
+    batch: int = 32
+    lr: float = 1e-4
+    stitch_lr_mult: float = 5.0
+    warmup_steps: int = 50
+    weight_decay: float = 0.0
+    token_weight: float = 1.0
+    t_mean: float = 0.0
+    t_std: float = 1.0
+    checkpoint_every: int = 100
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"distill.{name}={getattr(self, name)} must be at least 1")
+        if self.lr <= 0:
+            raise ValueError(f"distill.lr={self.lr} must be positive")
+
+
+def distill_loss(value: StitchedValue, teacher: RewardModel, images: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor,
+                 token_weight: float) -> torch.Tensor:
+    """images (B, 3, H, W) in [0, 1], clean; z_t (B, C, h, w) their noised latents at t (B,)."""
+    with torch.no_grad():
+        tokens = teacher.tower.run_from(teacher.tokens_at(teacher.preprocess(images), 1), 1)
+        embed = F.normalize(teacher.tower.pool(tokens), dim=-1)
+    s_tokens = value.tower.run_from(value.tokens(z_t, t), value.j)
+    s_embed = F.normalize(value.tower.pool(s_tokens), dim=-1)
+    if isinstance(teacher, AestheticScore):
+        score, s_score = teacher.score_embedding(embed, []), teacher.score_embedding(s_embed, [])
+        return (token_weight * F.smooth_l1_loss(s_tokens, tokens) + F.smooth_l1_loss(s_embed, embed)
+                + F.smooth_l1_loss(s_score, score))
+    return (s_embed - embed).pow(2).sum(-1).mean() + token_weight * F.mse_loss(s_tokens, tokens)
+
+
+def make_optimizer(value: StitchedValue, cfg: DistillConfig):
+    groups = [
+        {"params": list(value.stitch.parameters()), "lr": cfg.lr * cfg.stitch_lr_mult},
+        {"params": list(value.tower.parameters()), "lr": cfg.lr},
+    ]
+    opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / max(cfg.warmup_steps, 1)))
+    return opt, sched
+
+
+def distill(
+    value: StitchedValue,
+    teacher: RewardModel,
+    encode,
+    images: Callable[[int], torch.Tensor],
+    cfg: DistillConfig,
+    *,
+    checkpoint_dir: str | Path,
+    progress=None,
+    log=None,
+) -> dict:
+    """Train for cfg.steps, resuming from the newest checkpoint in `checkpoint_dir` if there is one.
+
+    encode: clean images -> latents (the backbone's VAE); images(step) -> (B, 3, H, W) in [0, 1]. The
+    images and the noise of a step depend on the step alone, so a resumed run equals an uninterrupted one.
+    Returns {"loss_first", "loss_last", "steps", "resumed_from"}.
+    """
+    opt, sched = make_optimizer(value, cfg)
+    start, resumed = 0, None
+    if (found := latest_checkpoint(checkpoint_dir)) is not None:
+        start = load_training_state(found, value, opt, sched)
+        resumed = str(found)
+    value.train()
+    losses: list[float] = []
+    for step in range(start, cfg.steps):
+        x0 = images(step)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        with torch.no_grad():
+            z0 = encode(x0)
+        t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(x0.shape[0], generator=gen)).to(z0)
+        eps = torch.randn(z0.shape, generator=gen).to(z0)
+        z_t = (1 - t.view(-1, 1, 1, 1)) * z0 + t.view(-1, 1, 1, 1) * eps
+        loss = distill_loss(value, teacher, x0, z_t, t, cfg.token_weight)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"distillation loss is {loss.item()} at step {step}; lower distill.lr")
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        if progress is not None:
+            progress.update(1)
+        if log is not None:
+            log({"step": step + 1, "distill/loss": losses[-1], "distill/lr": sched.get_last_lr()[1]})
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            save_training_state(checkpoint_dir, step + 1, value, opt, sched)
+    value.eval()
+    return {
+        "loss_first": losses[0] if losses else None,
+        "loss_last": losses[-1] if losses else None,
+        "steps": cfg.steps,
+        "resumed_from": resumed,
+    }

@@ -1,0 +1,131 @@
+"""StitchVM stage 1: for every backbone block i and reward block j, the least-squares map from noisy
+backbone tokens to clean reward tokens, and its normalised error; the stitch point is the argmin.
+
+Each probe image x0 gets one t ~ U[0, 1] and one eps; z_t = (1 - t) z0 + t eps goes through the
+backbone (null prompt, timestep t), x0 through the reward tower. The backbone grid is resampled
+(bilinear) to the reward grid and every spatial token is one regression sample: tokens_j = W h_i + b.
+The fit is plain float64 least squares (the bias is the one addition: the conv that W initialises has
+one). It is accumulated as normal equations over probe batches, so memory does not grow with the probe
+set and real backbones (24 blocks x 1536 channels) fit in host memory.
+
+Normalised MSE = residual sum of squares / total sum of squares about the per-channel mean (1 - R^2).
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from diffusion.flow_model import FlowModel
+from value.reward_model import RewardModel
+
+
+@dataclass
+class StitchFit:
+    """The fit at one (i, j): weight (Cr, Cb), bias (Cr,), prefix (P, Cr) = mean prefix tokens at j."""
+
+    i: int
+    j: int
+    nmse: float
+    weight: torch.Tensor
+    bias: torch.Tensor
+    prefix: torch.Tensor
+
+
+@dataclass
+class SearchResult:
+    """nmse[(i, j)] for every pair searched; best: the argmin's full fit."""
+
+    nmse: dict[tuple[int, int], float]
+    best: StitchFit
+    num_tokens: int
+    probe_t: list[float] = field(default_factory=list)
+
+    def table(self) -> list[dict]:
+        return [{"i": i, "j": j, "nmse": v} for (i, j), v in sorted(self.nmse.items())]
+
+
+class _NormalEquations:
+    """Running X^T X, X^T Y, Y^T Y and sums for X (N, Cb) -> Y (N, Cr), X with a ones column, float64."""
+
+    def __init__(self):
+        self.xtx = self.xty = self.y_sum = self.y_sq = None
+        self.n = 0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x = torch.cat([x.double(), torch.ones(x.shape[0], 1, dtype=torch.float64, device=x.device)], dim=1)
+        y = y.double()
+        parts = (x.T @ x, x.T @ y, y.sum(0), (y * y).sum(0))
+        if self.xtx is None:
+            self.xtx, self.xty, self.y_sum, self.y_sq = parts
+        else:
+            self.xtx += parts[0]
+            self.xty += parts[1]
+            self.y_sum += parts[2]
+            self.y_sq += parts[3]
+        self.n += x.shape[0]
+
+    def solve(self) -> tuple[torch.Tensor, float]:
+        """(coefficients (Cb + 1, Cr), normalised MSE)."""
+        xtx, xty = self.xtx.cpu(), self.xty.cpu()
+        coef = torch.linalg.lstsq(xtx, xty, driver="gelsd").solution
+        # RSS = Y^T Y - 2 tr(C^T X^T Y) + tr(C^T X^T X C), from the sufficient statistics.
+        rss = self.y_sq.sum().cpu() - 2 * (coef * xty).sum() + (coef * (xtx @ coef)).sum()
+        tss = (self.y_sq - self.y_sum**2 / self.n).sum().cpu()
+        return coef, float(rss.clamp_min(0) / tss)
+
+
+def _resample(h: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """(B, C, gh, gw) -> tokens (B * Gh * Gw, C) on the reward grid."""
+    h = F.interpolate(h.float(), size=grid, mode="bilinear", align_corners=False)
+    return h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+
+
+@torch.no_grad()
+def search_stitch_point(
+    backbone: FlowModel,
+    reward: RewardModel,
+    batches,
+    *,
+    max_i: int | None = None,
+    max_j: int = 4,
+    seed: int = 0,
+) -> SearchResult:
+    """batches: an iterable of clean images (B, 3, H, W) in [0, 1] (the probe set). Searches i in
+    1..max_i (all blocks by default) and j in 1..max_j."""
+    max_i = max_i or backbone.num_blocks
+    max_j = min(max_j, reward.tower.num_blocks)
+    grid, prefix = reward.tower.grid, reward.tower.num_prefix_tokens
+    gen = torch.Generator().manual_seed(seed)
+    eqs = {(i, j): _NormalEquations() for i in range(1, max_i + 1) for j in range(1, max_j + 1)}
+    prefix_sum = {j: 0.0 for j in range(1, max_j + 1)}
+    probe_t, n_images = [], 0
+    null = backbone.encode_prompt([""])
+    for images in batches:
+        B = images.shape[0]
+        z0 = backbone.encode(images)
+        t = torch.rand(B, generator=gen)
+        eps = torch.randn(z0.shape, generator=gen)
+        tb = t.view(-1, 1, 1, 1).to(z0)
+        z_t = (1 - tb) * z0 + tb * eps.to(z0)
+        feats = backbone.block_features(z_t, t.to(z0), null.repeat_interleave(B), upto=max_i)
+        pixels = reward.preprocess(images)
+        targets = {j: reward.tokens_at(pixels, j) for j in range(1, max_j + 1)}
+        for j, tok in targets.items():
+            prefix_sum[j] = prefix_sum[j] + tok[:, :prefix].double().sum(0).cpu()
+        for i, h in enumerate(feats, start=1):
+            x = _resample(h, grid)
+            for j, tok in targets.items():
+                eqs[(i, j)].add(x, tok[:, prefix:].reshape(-1, tok.shape[-1]))
+        probe_t += t.tolist()
+        n_images += B
+    nmse, coefs = {}, {}
+    for key, eq in eqs.items():
+        coefs[key], nmse[key] = eq.solve()
+    i, j = min(nmse, key=nmse.get)
+    coef = coefs[(i, j)].float()
+    best = StitchFit(
+        i=i, j=j, nmse=nmse[(i, j)], weight=coef[:-1].T.contiguous(), bias=coef[-1].contiguous(),
+        prefix=(prefix_sum[j] / n_images).float(),
+    )
+    return SearchResult(nmse=nmse, best=best, num_tokens=eqs[(i, j)].n, probe_t=probe_t)

@@ -1,0 +1,89 @@
+"""The stitched value at initialisation is the stage-1 linear fit; export/import round-trips and refuses
+a different backbone or reward. Seeded tiny models throughout."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from diffusion.sd3 import SD3FlowModel
+from diffusion.tiny import tiny_sd3_pipeline
+from stitching.search import search_stitch_point
+from tests.stitching.conftest import tiny_clip_reward
+from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, StitchLayer, load_stitched, save_stitched
+
+PROMPTS = ["a red seven", "two blue threes"]
+
+
+def _stitched(backbone, reward, probe) -> StitchedValue:
+    with torch.no_grad():
+        fit = search_stitch_point(backbone, reward, probe, max_j=2, seed=0).best
+    stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid)
+    stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
+    return StitchedValue(BackboneFeatures(backbone, fit.i), reward, j=fit.j, stitch=stitch)
+
+
+@pytest.fixture
+def probe():
+    g = torch.Generator().manual_seed(0)
+    return [torch.rand(6, 3, 16, 16, generator=g) for _ in range(2)]
+
+
+def test_at_initialisation_the_stitch_is_the_linear_fit(sd3_model, latents, probe):
+    reward = tiny_clip_reward()
+    value = _stitched(sd3_model, reward, probe)
+    z, t = latents
+    with torch.no_grad():
+        fit = search_stitch_point(sd3_model, reward, probe, max_j=2, seed=0).best
+        h = sd3_model.features(z, t, sd3_model.encode_prompt(["", ""]), upto=value.i)
+        up = F.interpolate(h, size=reward.tower.grid, mode="bilinear", align_corners=False)
+        expected = torch.einsum("ed,bdhw->bhwe", fit.weight, up).flatten(1, 2) + fit.bias
+        tokens = value.tokens(z, t)
+        assert torch.allclose(tokens[:, 1:], expected, atol=1e-5)
+        assert torch.allclose(tokens[:, 0], fit.prefix[0].expand(2, -1))
+        scores = value(z, t, PROMPTS)
+        assert torch.allclose(scores, reward.score_embedding(reward.tower.tail(tokens, value.j), PROMPTS), atol=1e-6)
+    assert scores.shape == (2,)
+
+
+def test_value_is_differentiable_in_the_latent_and_trains_only_stitch_and_tower(sd3_model, latents, probe):
+    value = _stitched(sd3_model, tiny_clip_reward(), probe)
+    z, t = latents
+    z = z.clone().requires_grad_(True)
+    value(z, t, PROMPTS).sum().backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0
+    names = {n.split(".")[0] for n, _ in value.named_parameters()}
+    assert names == {"stitch", "tower"}
+
+
+def test_export_import_round_trip(sd3_model, latents, probe, tmp_path):
+    reward = tiny_clip_reward()
+    value = _stitched(sd3_model, reward, probe)
+    with torch.no_grad():
+        value.stitch.mlp[-1].weight.normal_()  # not the initial state, so loading must restore weights
+    save_stitched(value, tmp_path / "value", {"backbone": "tiny-sd3", "reward": "tiny-clip"})
+    loaded = load_stitched(tmp_path / "value", SD3FlowModel(tiny_sd3_pipeline(seed=0), max_sequence_length=8), tiny_clip_reward())
+    z, t = latents
+    with torch.no_grad():
+        assert torch.allclose(loaded(z, t, PROMPTS), value(z, t, PROMPTS), atol=1e-6)
+    assert (loaded.i, loaded.j) == (value.i, value.j)
+
+
+def test_loading_against_another_backbone_or_reward_is_a_clear_error(sd3_model, probe, tmp_path):
+    save_stitched(_stitched(sd3_model, tiny_clip_reward(), probe), tmp_path / "value", {"backbone": "tiny-sd3"})
+    other_backbone = SD3FlowModel(tiny_sd3_pipeline(seed=5), max_sequence_length=8)
+    with pytest.raises(ValueError, match="another backbone"):
+        load_stitched(tmp_path / "value", other_backbone, tiny_clip_reward())
+    with pytest.raises(ValueError, match="another reward"):
+        load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward(seed=7))
+    with pytest.raises(FileNotFoundError, match="launch/stitch.py"):
+        load_stitched(tmp_path / "nothing", sd3_model, tiny_clip_reward())
+
+
+def test_vae_stitch_reads_the_latent_itself(sd3_model, latents):
+    reward = tiny_clip_reward()
+    stitch = StitchLayer(4, reward.tower.width, reward.tower.grid)
+    value = StitchedValue(LatentFeatures(4), reward, j=1, stitch=stitch)
+    z, t = latents
+    with torch.no_grad():
+        assert value(z, t, PROMPTS).shape == (2,)
+    assert value.i == 0

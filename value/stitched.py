@@ -1,0 +1,212 @@
+"""StitchVM: a value model that reads noisy latents, V(z_t, t, prompts) = head(tail_j(s(backbone_i(z_t)))).
+
+The frozen diffusion backbone runs its first i blocks on z_t (timestep t, the fixed null prompt); the
+stitch s maps its token grid to the reward tower's (`LatentFeatures` puts the noisy latent itself in
+the backbone's place: the paper's VAE-stitch ablation); the reward tower's blocks j.. (a trainable copy)
+and the reward's own head (frozen: the text tower with its cached prompt embeddings, or the aesthetic
+MLP) give the score. Block indices are 1-based, as in the paper.
+"""
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from diffusion.conditioning import Conditioning
+from diffusion.flow_model import FlowModel
+from value.reward_model import RewardModel
+from value.value_model import ValueModel
+
+
+class StitchLayer(nn.Module):
+    """s(h) = Up(F(h)) + G(Up(F(h))), then the tower's prefix (class) tokens in front.
+
+    h (B, Cb, gh, gw) -> tokens (B, P + Gh * Gw, Cr) shaped as the reward tower's `tokens_at(., j)`.
+    F is a 1x1 conv (initialised from the stage-1 least-squares fit), Up a bilinear resampling to the
+    reward grid (Gh, Gw), G a pointwise MLP with a 1:8 bottleneck whose last conv starts at zero, so at
+    initialisation s is exactly the linear fit. `prefix` starts as the probe set's mean prefix tokens.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int], *, num_prefix: int = 1, bottleneck: int = 8):
+        super().__init__()
+        self.grid = tuple(grid)
+        self.proj = nn.Conv2d(in_dim, out_dim, 1)
+        hidden = max(out_dim // bottleneck, 1)
+        self.mlp = nn.Sequential(nn.SiLU(), nn.Conv2d(out_dim, hidden, 1), nn.SiLU(), nn.Conv2d(hidden, out_dim, 1))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+        self.prefix = nn.Parameter(torch.zeros(num_prefix, out_dim))
+
+    @torch.no_grad()
+    def init_from_fit(self, weight: torch.Tensor, bias: torch.Tensor, prefix: torch.Tensor) -> None:
+        """weight (Cr, Cb), bias (Cr,), prefix (P, Cr): the stage-1 fit of tokens = weight @ h + bias."""
+        self.proj.weight.copy_(weight.view(*weight.shape, 1, 1))
+        self.proj.bias.copy_(bias)
+        self.prefix.copy_(prefix)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(self.proj(h), size=self.grid, mode="bilinear", align_corners=False)
+        x = x + self.mlp(x)
+        tokens = x.flatten(2).transpose(1, 2)  # (B, Gh * Gw, Cr), row-major as a ViT's patches
+        return torch.cat([self.prefix.to(tokens.dtype).expand(tokens.shape[0], -1, -1), tokens], dim=1)
+
+
+class BackboneFeatures(nn.Module):
+    """The frozen backbone's image tokens after block i, with the fixed null prompt: (B, D, gh, gw)."""
+
+    def __init__(self, backbone: FlowModel, i: int):
+        super().__init__()
+        if not 1 <= i <= backbone.num_blocks:
+            raise ValueError(f"stitch block i={i} is outside 1..{backbone.num_blocks} (the backbone's blocks)")
+        self.__dict__["backbone"] = backbone  # not a submodule: frozen, shared, saved elsewhere
+        self.i = i
+        self._null: Conditioning | None = None
+
+    @property
+    def dim(self) -> int:
+        return self.backbone.feature_dim
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if self._null is None:
+            with torch.no_grad():
+                self._null = self.backbone.encode_prompt([""])
+        return self.backbone.features(z, t, self._null.repeat_interleave(z.shape[0]), upto=self.i)
+
+
+class LatentFeatures(nn.Module):
+    """The VAE-stitch ablation: the noisy latent itself (no diffusion features), i = 0."""
+
+    i = 0
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.dim = channels
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return z
+
+
+class StitchedValue(ValueModel):
+    """V(z_t, t, prompts) = head(tower_{>=j}(stitch(features(z_t, t)))). Trainable: `stitch` and `tower`
+    (a copy of the reward's image tower, of which blocks >= j run). Frozen: the feature source and the
+    reward (its head and text tower, through which alone the prompt enters)."""
+
+    def __init__(self, features: BackboneFeatures | LatentFeatures, reward: RewardModel, *, j: int, stitch: StitchLayer):
+        super().__init__()
+        if not 1 <= j <= reward.tower.num_blocks:
+            raise ValueError(f"stitch block j={j} is outside 1..{reward.tower.num_blocks} (the reward tower's blocks)")
+        self.features = features
+        self.__dict__["reward"] = reward  # not a submodule: frozen, shared, saved elsewhere
+        self.j = j
+        self.stitch = stitch
+        self.tower = copy.deepcopy(reward.tower).requires_grad_(True)
+
+    @property
+    def i(self) -> int:
+        return self.features.i
+
+    def tokens(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The stitched tokens entering tower block j: (B, P + Gh * Gw, Cr)."""
+        return self.stitch(self.features(z, t).to(self.stitch.proj.weight.dtype))
+
+    def embed(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """z (B, C, h, w), t (B,) -> the reward's image embedding (B, E), not normalised."""
+        return self.tower.tail(self.tokens(z, t), self.j)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        if len(prompts) != z.shape[0]:
+            raise ValueError(f"{z.shape[0]} latents but {len(prompts)} prompts; give one prompt per latent")
+        return self.reward.score_embedding(self.embed(z, t), prompts)
+
+
+WEIGHTS, CARD = "value.safetensors", "value.json"
+
+
+def fingerprint(modules: list[nn.Module]) -> str:
+    """sha256 over the names, shapes, dtypes and bytes of the modules' parameters and buffers."""
+    digest = hashlib.sha256()
+    for module in modules:
+        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d tensors cannot view as bytes
+    return digest.hexdigest()
+
+
+def backbone_fingerprint(backbone: FlowModel, i: int) -> str:
+    """What a stitch at block i reads: the backbone's input embeddings and its first i blocks, plus the
+    null prompt's encoding (the text encoders it passes through)."""
+    tr = backbone.transformer
+    firsts = [m for name, m in tr.named_children() if name not in ("transformer_blocks", "single_transformer_blocks")]
+    blocks = list(tr.transformer_blocks) + list(getattr(tr, "single_transformer_blocks", []))
+    null = backbone.encode_prompt([""])
+    digest = hashlib.sha256(fingerprint(firsts + blocks[:i]).encode())
+    for t in (null.prompt_embeds, null.pooled):
+        digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def reward_fingerprint(reward: RewardModel) -> str:
+    return fingerprint([reward])
+
+
+def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
+    """Weights (stitch and tower) as safetensors and a JSON card, written to a temporary folder and renamed.
+    `card` should name the backbone and reward (`backbone`, `reward`); identities and shapes are added."""
+    folder = Path(folder)
+    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file({k: v.detach().contiguous() for k, v in value.state_dict().items()}, str(tmp / WEIGHTS))
+    full = {
+        **card,
+        "i": value.i,
+        "j": value.j,
+        "feature_dim": value.features.dim,
+        "reward_grid": list(value.stitch.grid),
+        "reward_fingerprint": reward_fingerprint(value.reward),
+        "backbone_fingerprint": backbone_fingerprint(value.features.backbone, value.i) if value.i else None,
+    }
+    (tmp / CARD).write_text(json.dumps(full, indent=2))
+    old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel) -> StitchedValue:
+    """The value saved by `save_stitched`, checked against the backbone and reward it is loaded with."""
+    folder = Path(folder)
+    if not (folder / CARD).is_file() or not (folder / WEIGHTS).is_file():
+        raise FileNotFoundError(
+            f"no stitched value in {str(folder)!r} (need {CARD} and {WEIGHTS}); build one with python launch/stitch.py"
+        )
+    card = json.loads((folder / CARD).read_text())
+    if card["reward_fingerprint"] != reward_fingerprint(reward):
+        raise ValueError(
+            f"the value in {str(folder)!r} was built for another reward model ({card.get('reward', '?')}); "
+            "load it with that reward, or build a value for this one with launch/stitch.py"
+        )
+    i, j = card["i"], card["j"]
+    if i == 0:
+        features = LatentFeatures(backbone.latent_channels)
+    else:
+        if i > backbone.num_blocks or card["backbone_fingerprint"] != backbone_fingerprint(backbone, i):
+            raise ValueError(
+                f"the value in {str(folder)!r} was built for another backbone ({card.get('backbone', '?')}); "
+                "load it with that backbone, or build a value for this one with launch/stitch.py"
+            )
+        features = BackboneFeatures(backbone, i)
+    stitch = StitchLayer(card["feature_dim"], reward.tower.width, tuple(card["reward_grid"]),
+                         num_prefix=reward.tower.num_prefix_tokens)
+    value = StitchedValue(features, reward, j=j, stitch=stitch)
+    value.load_state_dict(load_file(str(folder / WEIGHTS)))
+    return value.eval()
