@@ -64,12 +64,16 @@ def load_training_state(path: str | Path, model: torch.nn.Module, opt, sched) ->
     if not (path / _DONE).is_file():
         raise FileNotFoundError(f"{str(path)!r} is not a complete checkpoint (no {_DONE}); delete it and resume")
     meta = json.loads((path / _DONE).read_text())
-    missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    mismatch = (
+        f"checkpoint {str(path)!r} does not fit this value model: it was trained with another stitch point "
+        "or reward; point the run at a fresh directory"
+    )
+    try:
+        missing, unexpected = model.load_state_dict(load_file(str(path / "model.safetensors")), strict=False)
+    except RuntimeError as err:  # a parameter of another shape
+        raise ValueError(f"{mismatch} ({err})") from err
     if missing or unexpected:
-        raise ValueError(
-            f"checkpoint {str(path)!r} does not fit this value model (missing {missing[:3]}, unexpected "
-            f"{unexpected[:3]}); it was trained with another stitch point or reward"
-        )
+        raise ValueError(f"{mismatch} (missing {missing[:3]}, unexpected {unexpected[:3]})")
     state: dict = {}
     for name, value in {**load_file(str(path / "optimizer.safetensors")), **meta["scalars"]}.items():
         idx, key = name.split(".", 1)

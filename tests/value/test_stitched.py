@@ -17,6 +17,7 @@ PROMPTS = ["a red seven", "two blue threes"]
 def _stitched(backbone, reward, probe) -> StitchedValue:
     with torch.no_grad():
         fit = search_stitch_point(backbone, reward, probe, max_j=2, seed=0).best
+    torch.manual_seed(0)  # the residual MLP's first layer is random
     stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid)
     stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
     return StitchedValue(BackboneFeatures(backbone, fit.i), reward, j=fit.j, stitch=stitch)

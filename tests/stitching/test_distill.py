@@ -1,0 +1,72 @@
+"""Stage 2 on the tiny models: it lowers the distillation loss, leaves the backbone and the teacher as
+they were, and a run resumed from a checkpoint ends where an uninterrupted one does (seeded)."""
+
+import pytest
+import torch
+
+from stitching.checkpoint import latest_checkpoint
+from stitching.distill import DistillConfig, distill, distill_loss
+from stitching.search import search_stitch_point
+from tests.stitching.conftest import tiny_clip_reward
+from value.stitched import BackboneFeatures, StitchedValue, StitchLayer
+
+
+def _images(step: int) -> torch.Tensor:
+    return torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(100 + step))
+
+
+def _value(backbone, reward, probe) -> StitchedValue:
+    with torch.no_grad():
+        fit = search_stitch_point(backbone, reward, probe, max_j=1, seed=0).best
+    torch.manual_seed(0)  # the residual MLP's first layer is random
+    stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid)
+    stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
+    return StitchedValue(BackboneFeatures(backbone, fit.i), reward, j=fit.j, stitch=stitch)
+
+
+def _fixed_loss(value, reward, backbone) -> float:
+    x0 = _images(999)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        z0 = backbone.encode(x0)
+        t = torch.full((4,), 0.3)
+        z_t = 0.7 * z0 + 0.3 * torch.randn(z0.shape, generator=g)
+        return distill_loss(value, reward, x0, z_t, t, 1.0).item()
+
+
+def test_distillation_lowers_the_loss_and_trains_only_the_stitch_and_tower(sd3_model, probe_images, tmp_path):
+    reward = tiny_clip_reward()
+    value = _value(sd3_model, reward, probe_images)
+    teacher_before = {k: v.clone() for k, v in reward.state_dict().items()}
+    backbone_before = {k: v.clone() for k, v in sd3_model.transformer.state_dict().items()}
+    before = _fixed_loss(value, reward, sd3_model)
+    cfg = DistillConfig(steps=40, batch=4, lr=1e-3, warmup_steps=5, checkpoint_every=20)
+    stats = distill(value, reward, sd3_model.encode, _images, cfg, checkpoint_dir=tmp_path)
+    assert _fixed_loss(value, reward, sd3_model) < 0.7 * before
+    assert stats["steps"] == 40 and stats["resumed_from"] is None
+    assert all(torch.equal(v, reward.state_dict()[k]) for k, v in teacher_before.items())
+    assert all(torch.equal(v, sd3_model.transformer.state_dict()[k]) for k, v in backbone_before.items())
+    assert latest_checkpoint(tmp_path).name == "step_000040"
+
+
+def test_a_resumed_run_ends_where_an_uninterrupted_one_does(sd3_model, probe_images, tmp_path):
+    reward = tiny_clip_reward()
+    kw = dict(batch=4, lr=1e-3, warmup_steps=2, checkpoint_every=2)
+    whole = _value(sd3_model, reward, probe_images)
+    distill(whole, reward, sd3_model.encode, _images, DistillConfig(steps=4, **kw), checkpoint_dir=tmp_path / "a")
+    first = _value(sd3_model, reward, probe_images)
+    distill(first, reward, sd3_model.encode, _images, DistillConfig(steps=2, **kw), checkpoint_dir=tmp_path / "b")
+    resumed = _value(sd3_model, reward, probe_images)  # a fresh process: weights come from the checkpoint
+    stats = distill(resumed, reward, sd3_model.encode, _images, DistillConfig(steps=4, **kw), checkpoint_dir=tmp_path / "b")
+    assert stats["resumed_from"].endswith("step_000002")
+    for k, v in whole.state_dict().items():
+        assert torch.allclose(v, resumed.state_dict()[k], atol=1e-6), k
+
+
+def test_a_checkpoint_from_another_stitch_point_is_refused(sd3_model, probe_images, tmp_path):
+    reward = tiny_clip_reward()
+    cfg = DistillConfig(steps=1, batch=4, checkpoint_every=1)
+    distill(_value(sd3_model, reward, probe_images), reward, sd3_model.encode, _images, cfg, checkpoint_dir=tmp_path)
+    other = StitchedValue(BackboneFeatures(sd3_model, 1), reward, j=1, stitch=StitchLayer(8, 64, (4, 4)))
+    with pytest.raises(ValueError, match="another stitch point"):
+        distill(other, reward, sd3_model.encode, _images, DistillConfig(steps=2, batch=4), checkpoint_dir=tmp_path)
