@@ -10,6 +10,8 @@ from omegaconf import MISSING, OmegaConf
 
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
+from stitching.images import ImageSourceConfig
+from stitching.pipeline import ReportConfig, StitchConfig
 from value.reward_config import RewardConfig
 from world.build import WorldConfig
 
@@ -60,6 +62,27 @@ class WorldJobConfig:
     world: WorldConfig = field(default_factory=WorldConfig)
 
 
+@dataclass(kw_only=True)
+class StitchJobConfig:
+    """launch/stitch.py: build a stitched value model for `model` x `reward`, export it, report on it.
+
+    prompt_file: prompts of the calibration trajectories (one per line); empty uses the tiny world's
+    evaluation prompts.
+    """
+
+    model: ModelConfig = MISSING
+    reward: RewardConfig = MISSING
+    images: ImageSourceConfig = field(default_factory=ImageSourceConfig)
+    stitch: StitchConfig = field(default_factory=StitchConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    prompt_file: str = ""
+    height: int = 32
+    width: int = 32
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str = "runs/stitch"
+
+
 def register_schemas() -> None:
     """The schemas, and the ${world:<component>} resolver the tiny presets use for their paths."""
     if not OmegaConf.has_resolver("world"):
@@ -67,3 +90,4 @@ def register_schemas() -> None:
     cs = ConfigStore.instance()
     cs.store(name="generate_schema", node=GenerateJobConfig)
     cs.store(name="world_schema", node=WorldJobConfig)
+    cs.store(name="stitch_schema", node=StitchJobConfig)

@@ -22,6 +22,7 @@ from diffusion.device import resolve_device  # noqa: E402
 from diffusion.image_grid import save_grid  # noqa: E402
 from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import GenerateJobConfig, register_schemas  # noqa: E402
+from launch.prompt_file import read_prompt_file  # noqa: E402
 from rollout.generation import expand_prompts, generate_and_score  # noqa: E402
 from value.reward_config import build_reward_model  # noqa: E402
 
@@ -29,15 +30,7 @@ register_schemas()
 
 
 def read_prompts(cfg: GenerateJobConfig) -> list[str]:
-    if not cfg.prompt_file:
-        return list(cfg.prompts)
-    file = Path(cfg.prompt_file).expanduser()
-    if not file.is_file():
-        raise FileNotFoundError(f"prompt_file={cfg.prompt_file!r} does not exist (one prompt per line expected)")
-    prompts = [line.strip() for line in file.read_text().splitlines() if line.strip()]
-    if not prompts:
-        raise ValueError(f"prompt_file={cfg.prompt_file!r} has no non-empty lines")
-    return prompts
+    return read_prompt_file(cfg.prompt_file) if cfg.prompt_file else list(cfg.prompts)
 
 
 @hydra.main(config_path="../configs", config_name="generate", version_base=None)

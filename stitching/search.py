@@ -81,34 +81,40 @@ def _resample(h: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
 
 
-@torch.no_grad()
-def search_stitch_point(
-    backbone: FlowModel,
-    reward: RewardModel,
-    batches,
-    *,
-    max_i: int | None = None,
-    max_j: int = 4,
-    seed: int = 0,
-) -> SearchResult:
-    """batches: an iterable of clean images (B, 3, H, W) in [0, 1] (the probe set). Searches i in
-    1..max_i (all blocks by default) and j in 1..max_j."""
+def backbone_taps(backbone: FlowModel, max_i: int | None = None):
+    """(encode, feature_maps) for `search_stitch_point`: the backbone's blocks 1..max_i, null prompt."""
     max_i = max_i or backbone.num_blocks
+    null = backbone.encode_prompt([""])
+
+    def feature_maps(z_t: torch.Tensor, t: torch.Tensor) -> list[torch.Tensor]:
+        return backbone.block_features(z_t, t, null.repeat_interleave(z_t.shape[0]), upto=max_i)
+
+    return backbone.encode, feature_maps
+
+
+def latent_taps(backbone: FlowModel):
+    """(encode, feature_maps) for the VAE-stitch ablation: the noisy latent itself is the one "block"."""
+    return backbone.encode, lambda z_t, t: [z_t]
+
+
+@torch.no_grad()
+def search_stitch_point(encode, feature_maps, reward: RewardModel, batches, *, max_j: int = 4, seed: int = 0) -> SearchResult:
+    """encode: clean images -> latents z0; feature_maps(z_t, t) -> the candidate maps (B, C, gh, gw) for
+    i = 1, 2, ... (`backbone_taps`, `latent_taps`); batches: the probe set, an iterable of clean images
+    (B, 3, H, W) in [0, 1]. Searches every map i and reward blocks j in 1..max_j."""
     max_j = min(max_j, reward.tower.num_blocks)
     grid, prefix = reward.tower.grid, reward.tower.num_prefix_tokens
     gen = torch.Generator().manual_seed(seed)
-    eqs = {(i, j): _NormalEquations() for i in range(1, max_i + 1) for j in range(1, max_j + 1)}
+    eqs: dict[tuple[int, int], _NormalEquations] = {}
     prefix_sum = {j: 0.0 for j in range(1, max_j + 1)}
     probe_t, n_images = [], 0
-    null = backbone.encode_prompt([""])
     for images in batches:
         B = images.shape[0]
-        z0 = backbone.encode(images)
+        z0 = encode(images)
         t = torch.rand(B, generator=gen)
         eps = torch.randn(z0.shape, generator=gen)
         tb = t.view(-1, 1, 1, 1).to(z0)
-        z_t = (1 - tb) * z0 + tb * eps.to(z0)
-        feats = backbone.block_features(z_t, t.to(z0), null.repeat_interleave(B), upto=max_i)
+        feats = feature_maps((1 - tb) * z0 + tb * eps.to(z0), t.to(z0))
         pixels = reward.preprocess(images)
         targets = {j: reward.tokens_at(pixels, j) for j in range(1, max_j + 1)}
         for j, tok in targets.items():
@@ -116,9 +122,11 @@ def search_stitch_point(
         for i, h in enumerate(feats, start=1):
             x = _resample(h, grid)
             for j, tok in targets.items():
-                eqs[(i, j)].add(x, tok[:, prefix:].reshape(-1, tok.shape[-1]))
+                eqs.setdefault((i, j), _NormalEquations()).add(x, tok[:, prefix:].reshape(-1, tok.shape[-1]))
         probe_t += t.tolist()
         n_images += B
+    if not eqs:
+        raise ValueError("the probe set is empty; give at least one batch of images")
     nmse, coefs = {}, {}
     for key, eq in eqs.items():
         coefs[key], nmse[key] = eq.solve()

@@ -44,3 +44,14 @@ def latents():
     """(2, 4, 8, 8) latents and times (2,): the tiny VAE's latent for 16x16 images."""
     g = torch.Generator().manual_seed(0)
     return torch.randn(2, 4, 8, 8, generator=g), torch.tensor([0.3, 0.8])
+
+
+@pytest.fixture(scope="session")
+def mini_world(tmp_path_factory):
+    """A tiny world built from a few steps per component (quality does not matter, formats do)."""
+    from tests.tiny_models import MINI_WORLD_RECIPE
+    from world.build import WorldConfig, build_world
+
+    root = tmp_path_factory.mktemp("mini_world") / "world"
+    build_world(WorldConfig(dir=str(root), **MINI_WORLD_RECIPE), log=lambda _: None)
+    return root

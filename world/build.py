@@ -36,10 +36,10 @@ class WorldConfig:
     seed: int = 0
     threads: int = 2
     verifier_steps: int = 1200
-    vae_steps: int = 700
+    vae_steps: int = 400
     clip_steps: int = 1500
     preference_steps: int = 400
-    generator_steps: int = 3000
+    generator_steps: int = 4000
     generator_scenes: int = 20000
     eval_prompts_per_family: int = 16
     eval_samples_per_prompt: int = 4

@@ -1,13 +1,7 @@
 import pytest
 import torch
 
-from value.clip_score import CLIPScore
-from value.image_transform import ImageTransform
-from value.tiny import tiny_open_clip, tiny_tokenizer
-
-
-def tiny_clip_reward(seed: int = 1) -> CLIPScore:
-    return CLIPScore.from_open_clip_model(tiny_open_clip(seed), tiny_tokenizer(), ImageTransform(size=32))
+from tests.tiny_models import tiny_clip_reward
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import torch
 
 from stitching.checkpoint import latest_checkpoint
 from stitching.distill import DistillConfig, distill, distill_loss
-from stitching.search import search_stitch_point
-from tests.stitching.conftest import tiny_clip_reward
+from tests.tiny_models import stitched_from_fit, tiny_clip_reward
 from value.stitched import BackboneFeatures, StitchedValue, StitchLayer
 
 
@@ -16,12 +15,7 @@ def _images(step: int) -> torch.Tensor:
 
 
 def _value(backbone, reward, probe) -> StitchedValue:
-    with torch.no_grad():
-        fit = search_stitch_point(backbone, reward, probe, max_j=1, seed=0).best
-    torch.manual_seed(0)  # the residual MLP's first layer is random
-    stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid)
-    stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
-    return StitchedValue(BackboneFeatures(backbone, fit.i), reward, j=fit.j, stitch=stitch)
+    return stitched_from_fit(backbone, reward, probe, max_j=1)
 
 
 def _fixed_loss(value, reward, backbone) -> float:

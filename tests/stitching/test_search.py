@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from diffusion.conditioning import Conditioning
-from stitching.search import search_stitch_point
+from stitching.search import backbone_taps, search_stitch_point
 
 
 class FakeBackbone:
@@ -60,7 +60,7 @@ def test_search_finds_the_exact_affine_map_and_its_block():
     backbone = FakeBackbone()
     reward = FakeReward(backbone)
     batches = [torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(k)) for k in range(3)]
-    result = search_stitch_point(backbone, reward, batches, max_j=3, seed=0)
+    result = search_stitch_point(*backbone_taps(backbone), reward, batches, max_j=3, seed=0)
     assert (result.best.i, result.best.j) == (2, 2)
     assert result.best.nmse < 1e-8
     assert torch.allclose(result.best.weight, reward.weight, atol=1e-4)
@@ -75,8 +75,8 @@ def test_search_finds_the_exact_affine_map_and_its_block():
 
 def test_search_on_the_tiny_models_is_seeded(sd3_model, clip_reward, probe_images):
     with torch.no_grad():
-        a = search_stitch_point(sd3_model, clip_reward, probe_images, max_j=2, seed=3)
-        b = search_stitch_point(sd3_model, clip_reward, probe_images, max_j=2, seed=3)
+        a = search_stitch_point(*backbone_taps(sd3_model), clip_reward, probe_images, max_j=2, seed=3)
+        b = search_stitch_point(*backbone_taps(sd3_model), clip_reward, probe_images, max_j=2, seed=3)
     assert set(a.nmse) == {(i, j) for i in (1, 2) for j in (1, 2)}
     assert a.nmse == b.nmse and torch.equal(a.best.weight, b.best.weight)
     assert a.best.weight.shape == (clip_reward.tower.width, sd3_model.feature_dim)

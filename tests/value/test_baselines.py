@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from diffusion.sampling import SamplerConfig, rollout_from
-from tests.stitching.conftest import tiny_clip_reward
+from tests.tiny_models import tiny_clip_reward
 from value.baselines import MonteCarloValue, TweedieValue
 
 PROMPTS = ["a red seven", "two blue threes"]

@@ -7,20 +7,15 @@ import torch.nn.functional as F
 
 from diffusion.sd3 import SD3FlowModel
 from diffusion.tiny import tiny_sd3_pipeline
-from stitching.search import search_stitch_point
-from tests.stitching.conftest import tiny_clip_reward
+from stitching.search import backbone_taps, search_stitch_point
+from tests.tiny_models import stitched_from_fit, tiny_clip_reward
 from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, StitchLayer, load_stitched, save_stitched
 
 PROMPTS = ["a red seven", "two blue threes"]
 
 
 def _stitched(backbone, reward, probe) -> StitchedValue:
-    with torch.no_grad():
-        fit = search_stitch_point(backbone, reward, probe, max_j=2, seed=0).best
-    torch.manual_seed(0)  # the residual MLP's first layer is random
-    stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid)
-    stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
-    return StitchedValue(BackboneFeatures(backbone, fit.i), reward, j=fit.j, stitch=stitch)
+    return stitched_from_fit(backbone, reward, probe, max_j=2)
 
 
 @pytest.fixture
@@ -34,7 +29,7 @@ def test_at_initialisation_the_stitch_is_the_linear_fit(sd3_model, latents, prob
     value = _stitched(sd3_model, reward, probe)
     z, t = latents
     with torch.no_grad():
-        fit = search_stitch_point(sd3_model, reward, probe, max_j=2, seed=0).best
+        fit = search_stitch_point(*backbone_taps(sd3_model), reward, probe, max_j=2, seed=0).best
         h = sd3_model.features(z, t, sd3_model.encode_prompt(["", ""]), upto=value.i)
         up = F.interpolate(h, size=reward.tower.grid, mode="bilinear", align_corners=False)
         expected = torch.einsum("ed,bdhw->bhwe", fit.weight, up).flatten(1, 2) + fit.bias

@@ -5,12 +5,8 @@ import json
 
 import pytest
 
+from tests.tiny_models import MINI_WORLD_RECIPE as TINY_RECIPE
 from world.build import WorldConfig, build_world
-
-TINY_RECIPE = dict(
-    verifier_steps=2, vae_steps=2, clip_steps=2, preference_steps=2, generator_steps=2, generator_scenes=32,
-    eval_prompts_per_family=1, eval_samples_per_prompt=1, sample_steps=2, threads=1,
-)
 
 
 @pytest.fixture(scope="module")

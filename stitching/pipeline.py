@@ -1,0 +1,178 @@
+"""The value-stitcher pipeline, start to end: stage-1 search, the stitched value initialised from its fit,
+stage-2 distillation (and the VAE-stitch ablation), export, then the fidelity and calibration reports.
+`launch/stitch.py` drives it; every artefact lands in one run directory."""
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from diffusion.flow_model import FlowModel  # noqa: E402
+from stitching.distill import DistillConfig, distill  # noqa: E402
+from stitching.images import ImageSourceConfig, image_source  # noqa: E402
+from stitching.reports import calibration, fidelity, trajectory_latents  # noqa: E402
+from stitching.search import SearchResult, backbone_taps, latent_taps, search_stitch_point  # noqa: E402
+from value.baselines import MonteCarloValue, TweedieValue  # noqa: E402
+from value.reward_model import RewardModel  # noqa: E402
+from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, StitchLayer, save_stitched  # noqa: E402
+
+
+@dataclass(kw_only=True)
+class StitchConfig:
+    """max_i: backbone blocks searched (0: all); max_j: reward blocks searched (the paper's j <= 4).
+    vae_stitch_steps: distillation steps of the VAE-stitch ablation (0 skips it)."""
+
+    max_i: int = 0
+    max_j: int = 4
+    probe_images: int = 200
+    probe_batch: int = 25
+    bottleneck: int = 8
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    vae_stitch_steps: int = 400
+
+
+@dataclass(kw_only=True)
+class ReportConfig:
+    """ts: noise levels of the reports. fidelity_scenes: tiny-world test scenes per metric (0 skips).
+    calibration_*: base-model trajectories (one per prompt, prompts cycled) and posterior rollouts from
+    each z_t for the Monte Carlo truth (0 latents skips)."""
+
+    ts: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9])
+    fidelity_scenes: int = 300
+    calibration_latents: int = 48
+    calibration_rollouts: int = 32
+    num_steps: int = 20
+    cfg_scale: float = 1.0
+
+
+def probe_batches(source, cfg: StitchConfig):
+    """The stage-1 probe set: steps -1, -2, ... of the image source (training uses steps 0, 1, ...)."""
+    n_batches = -(-cfg.probe_images // cfg.probe_batch)
+    return [source(-1 - k, min(cfg.probe_batch, cfg.probe_images - k * cfg.probe_batch)) for k in range(n_batches)]
+
+
+def new_value(features, reward: RewardModel, result: SearchResult, bottleneck: int, seed: int) -> StitchedValue:
+    torch.manual_seed(seed)  # the residual MLP's first layer is random
+    fit = result.best
+    stitch = StitchLayer(features.dim, reward.tower.width, reward.tower.grid,
+                         num_prefix=reward.tower.num_prefix_tokens, bottleneck=bottleneck)
+    stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
+    return StitchedValue(features, reward, j=fit.j, stitch=stitch)
+
+
+def save_search(result: SearchResult, run_dir: Path, name: str) -> None:
+    rows = result.table()
+    (run_dir / f"{name}.json").write_text(json.dumps({"table": rows, "best": [result.best.i, result.best.j]}, indent=2))
+    (run_dir / f"{name}.csv").write_text("i,j,nmse\n" + "".join(f"{r['i']},{r['j']},{r['nmse']:.6g}\n" for r in rows))
+    i_max, j_max = max(r["i"] for r in rows), max(r["j"] for r in rows)
+    grid = torch.full((j_max, i_max), float("nan"))
+    for r in rows:
+        grid[r["j"] - 1, r["i"] - 1] = r["nmse"]
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * i_max, 1.2 + 0.6 * j_max))
+    im = ax.imshow(grid.numpy(), cmap="viridis", origin="lower",
+                   extent=(0.5, i_max + 0.5, 0.5, j_max + 0.5), aspect="auto")
+    ax.set_xlabel("backbone block i")
+    ax.set_ylabel("reward block j")
+    ax.set_title(f"stage-1 normalised MSE, best (i, j) = ({result.best.i}, {result.best.j})")
+    fig.colorbar(im)
+    fig.tight_layout()
+    fig.savefig(run_dir / f"{name}_heatmap.png", dpi=100)
+    plt.close(fig)
+
+
+def train_value(value: StitchedValue, reward: RewardModel, backbone: FlowModel, source, cfg: DistillConfig,
+                checkpoint_dir: Path, metrics, name: str) -> dict:
+    def log(row):
+        metrics.write(json.dumps({"value": name, **row}) + "\n")
+
+    with tqdm(total=cfg.steps, desc=f"distil {name}", unit="step", mininterval=5) as bar:
+        return distill(value, reward, backbone.encode, lambda step: source(step, cfg.batch), cfg,
+                       checkpoint_dir=checkpoint_dir, progress=bar, log=log)
+
+
+def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
+    if fid:
+        ts = [k for k in fid if k != "clean"]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for metric in ("zero_shot_acc", "pairwise_acc"):
+            line = ax.plot([float(t) for t in ts], [fid[t][metric] for t in ts], marker="o", label=f"stitched {metric}")
+            ax.axhline(fid["clean"][metric], color=line[0].get_color(), ls="--", label=f"clean {metric}")
+        ax.set_xlabel("t (noise level)")
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(run_dir / "fidelity.png", dpi=100)
+        plt.close(fig)
+    if cal:
+        ts = list(cal)
+        names = [k for k in cal[ts[0]] if isinstance(cal[ts[0]][k], dict)]
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for name in names:
+            ax.plot([float(t) for t in ts], [cal[t][name]["spearman"] for t in ts], marker="o", label=name)
+        ax.set_xlabel("t (noise level)")
+        ax.set_ylabel("Spearman vs Monte Carlo truth")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(run_dir / "calibration.png", dpi=100)
+        plt.close(fig)
+
+
+def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceConfig, stitch: StitchConfig,
+               report: ReportConfig, prompts: list[str], height: int, width: int, seed: int, run_dir: Path,
+               card: dict) -> dict:
+    """The whole pipeline; returns the summary (also written to run_dir/summary.json)."""
+    start = time.perf_counter()
+    source = image_source(images)
+    probe = probe_batches(source, stitch)
+    searched = search_stitch_point(*backbone_taps(backbone, stitch.max_i or None), reward, probe, max_j=stitch.max_j, seed=seed)
+    save_search(searched, run_dir, "search")
+    value = new_value(BackboneFeatures(backbone, searched.best.i), reward, searched, stitch.bottleneck, seed)
+    with open(run_dir / "metrics.jsonl", "a") as metrics:
+        stats = train_value(value, reward, backbone, source, stitch.distill, run_dir / "checkpoints", metrics, "stitched")
+        estimators = {"stitched": value}
+        if stitch.vae_stitch_steps:
+            latent_fit = search_stitch_point(*latent_taps(backbone), reward, probe, max_j=stitch.max_j, seed=seed)
+            vae_value = new_value(LatentFeatures(backbone.latent_channels), reward, latent_fit, stitch.bottleneck, seed)
+            vae_cfg = DistillConfig(**{**asdict(stitch.distill), "steps": stitch.vae_stitch_steps})
+            train_value(vae_value, reward, backbone, source, vae_cfg, run_dir / "checkpoints_vae_stitch", metrics, "vae_stitch")
+            estimators["vae_stitch"] = vae_value
+    value_path = run_dir / "value"
+    save_stitched(value, value_path, {**card, "search_nmse": searched.best.nmse, "distill": stats,
+                                      "resolution": [height, width]})
+    if "vae_stitch" in estimators:
+        save_stitched(estimators["vae_stitch"], run_dir / "value_vae_stitch", {**card, "resolution": [height, width]})
+    value.eval()
+    fid = None
+    if report.fidelity_scenes and images.kind == "tiny_world":
+        fid = fidelity(value, reward, backbone, ts=report.ts, n=report.fidelity_scenes, seed=seed)
+    cal = None
+    if report.calibration_latents:
+        cycled = [prompts[k % len(prompts)] for k in range(report.calibration_latents)]
+        latent_shape = backbone.latent_shape(height, width)
+        latents, times = trajectory_latents(backbone, cycled, ts=report.ts, num_steps=report.num_steps,
+                                            latent_shape=latent_shape, cfg_scale=report.cfg_scale, seed=seed)
+        mc = dict(num_steps=report.num_steps, cfg_scale=report.cfg_scale)
+        estimators["tweedie"] = TweedieValue(backbone, reward, cfg_scale=report.cfg_scale)
+        estimators["mc1"] = MonteCarloValue(backbone, reward, rollouts=1, seed=seed + 1_000_000, **mc)
+        truth = MonteCarloValue(backbone, reward, rollouts=report.calibration_rollouts, seed=seed, **mc)
+        cal = calibration(estimators, truth, latents, times, cycled)
+    plot_reports(fid, cal, run_dir)
+    summary = {
+        "stitch_point": [searched.best.i, searched.best.j],
+        "search_mse": searched.best.nmse,
+        "fidelity": fid,
+        "calibration": cal,
+        "distill": stats,
+        "value_path": str(value_path),
+        "run_dir": str(run_dir),
+        "seconds": time.perf_counter() - start,
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

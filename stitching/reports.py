@@ -1,0 +1,102 @@
+"""How good a value model is, measured two ways.
+
+- Fidelity (StitchVM's Table 5, in the tiny world): on test scenes noised to t, does the value still do
+  the reward model's own job, zero-shot classification and ranking a caption above its hard negative,
+  next to the clean reward model on the clean images; and the rank correlation of its scores with the
+  clean reward's.
+- Calibration against the true value (the paper does not report it): for latents z_t from base-model
+  trajectories, the truth is the mean reward of many posterior rollouts from z_t (`MonteCarloValue`);
+  per t, Spearman, Pearson and MSE of each estimator against it.
+"""
+
+import numpy as np
+import torch
+
+from diffusion.flow_model import FlowModel
+from diffusion.sampling import SamplerConfig, sample
+from value.baselines import MonteCarloValue
+from value.value_model import ValueModel
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.double() - a.double().mean(), b.double() - b.double().mean()
+    return float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Pearson correlation of the ranks (ties broken by order; scores here are continuous)."""
+    return pearson(a.argsort().argsort().float(), b.argsort().argsort().float())
+
+
+class NoisedReward:
+    """A value model read as a reward on clean images: encode, noise to t with fixed per-call noise (the
+    same images get the same z_t for every caption), score. Fits `world.clip`'s accuracy functions."""
+
+    def __init__(self, value: ValueModel, backbone: FlowModel, t: float, seed: int):
+        self.value, self.backbone, self.t, self.seed = value, backbone, t, seed
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        z0 = self.backbone.encode(images)
+        eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(self.seed)).to(z0)
+        z_t = (1 - self.t) * z0 + self.t * eps
+        return self.value(z_t, torch.full((z0.shape[0],), self.t).to(z0), prompts)
+
+
+@torch.no_grad()
+def fidelity(value: ValueModel, reward, backbone: FlowModel, *, ts: list[float], n: int, seed: int) -> dict:
+    """Tiny-world test scenes. Returns {"clean": {...}, "<t>": {zero_shot_acc, pairwise_acc, spearman_vs_clean}}."""
+    from world import clip as world_clip
+    from world.scenes import DigitBank, render_batch
+
+    bank = DigitBank(seed)
+    out = {"clean": {
+        "zero_shot_acc": world_clip.zero_shot_acc(reward, bank, "test", n, seed=seed + 1),
+        "pairwise_acc": world_clip.pairwise_acc(reward, bank, "test", n, seed=seed + 2),
+    }}
+    rng = np.random.default_rng(seed + 3)
+    pairs = world_clip.captioned_scenes(n, rng)
+    images, captions = render_batch([s for s, _ in pairs], bank, "test", rng), [p.text() for _, p in pairs]
+    clean_scores = reward(images, captions)
+    for t in ts:
+        noisy = NoisedReward(value, backbone, t, seed=seed + 4)
+        out[f"{t:g}"] = {
+            "zero_shot_acc": world_clip.zero_shot_acc(noisy, bank, "test", n, seed=seed + 1),
+            "pairwise_acc": world_clip.pairwise_acc(noisy, bank, "test", n, seed=seed + 2),
+            "spearman_vs_clean": spearman(noisy(images, captions).cpu(), clean_scores.cpu()),
+        }
+    return out
+
+
+@torch.no_grad()
+def trajectory_latents(model: FlowModel, prompts: list[str], *, ts: list[float], num_steps: int, latent_shape,
+                       cfg_scale: float, seed: int) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+    """Base-model ODE trajectories, one per prompt -> ({step k: z at times[k], for the k whose time is
+    nearest each requested t}, times)."""
+    times = model.schedule(num_steps, *latent_shape[1:])
+    null = model.encode_prompt([""] * len(prompts)) if cfg_scale != 1.0 else None
+    trajectory = sample(
+        model, model.encode_prompt(prompts), times=times, seeds=[seed + k for k in range(len(prompts))],
+        latent_shape=latent_shape, config=SamplerConfig(num_steps=num_steps, cfg_scale=cfg_scale), null_cond=null,
+    )
+    steps = sorted({int((times - t).abs().argmin()) for t in ts})
+    return {k: trajectory.latents[k] for k in steps}, times
+
+
+def calibration(estimators: dict[str, ValueModel], truth: MonteCarloValue, latents: dict[int, torch.Tensor],
+                times: torch.Tensor, prompts: list[str]) -> dict:
+    """{"<t>": {name: {spearman, pearson, mse}}} for each estimator against the Monte Carlo truth, plus
+    the truth's own spread ("truth_std") and the standard error of its mean ("truth_sem")."""
+    out = {}
+    for k, z in latents.items():
+        t = torch.full((z.shape[0],), times[k].item())
+        samples = truth.samples(z, t, prompts)
+        mean = samples.mean(0)
+        row = {"truth_std": float(mean.std()), "truth_sem": float(samples.std(0).mean() / samples.shape[0] ** 0.5)}
+        for name, estimator in estimators.items():
+            with torch.no_grad():
+                guess = estimator(z, t, prompts).float().cpu()
+            row[name] = {"spearman": spearman(guess, mean), "pearson": pearson(guess, mean),
+                         "mse": float(((guess - mean) ** 2).mean())}
+        out[f"{times[k].item():.3f}"] = row
+    return out
