@@ -64,3 +64,28 @@ def test_a_checkpoint_from_another_stitch_point_is_refused(sd3_model, probe_imag
     other = StitchedValue(BackboneFeatures(sd3_model, 1), reward, j=1, stitch=StitchLayer(8, 64, (4, 4)))
     with pytest.raises(ValueError, match="another stitch point"):
         distill(other, reward, sd3_model.encode, _images, DistillConfig(steps=2, batch=4), checkpoint_dir=tmp_path)
+
+
+def test_an_aesthetic_teacher_adds_its_score_to_the_smooth_l1_losses(sd3_model, probe_images):
+    import torch.nn.functional as F
+
+    from value.aesthetic import AestheticHead, AestheticScore
+    from value.image_transform import ImageTransform
+
+    clip = tiny_clip_reward()
+    torch.manual_seed(0)
+    teacher = AestheticScore(clip.tower, AestheticHead((32, 16, 8, 8, 4, 1)).eval(), ImageTransform(size=32))
+    value = stitched_from_fit(sd3_model, teacher, probe_images, max_j=1)
+    x0 = _images(0)
+    t = torch.full((4,), 0.4)
+    with torch.no_grad():
+        z_t = 0.6 * sd3_model.encode(x0) + 0.4 * torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+        loss = distill_loss(value, teacher, x0, z_t, t, token_weight=1.0)
+        tokens = teacher.tower.run_from(teacher.tokens_at(teacher.preprocess(x0), 1), 1)
+        embed = F.normalize(teacher.tower.pool(tokens), dim=-1)
+        s_tokens = value.tower.run_from(value.tokens(z_t, t), 1)
+        s_embed = F.normalize(value.tower.pool(s_tokens), dim=-1)
+        parts = [F.smooth_l1_loss(s_tokens, tokens), F.smooth_l1_loss(s_embed, embed),
+                 F.smooth_l1_loss(teacher.head(s_embed), teacher.head(embed))]
+    assert parts[2] > 0
+    assert loss.item() == pytest.approx(sum(p.item() for p in parts), rel=1e-5)
