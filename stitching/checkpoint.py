@@ -4,12 +4,13 @@ folder and renamed into place, so a crash never leaves a half-written checkpoint
 the two newest are kept."""
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from diffusion.atomic_folder import write_folder_atomically
 
 KEEP = 2
 _DONE = "state.json"  # written last: a folder without it is not a checkpoint
@@ -27,12 +28,6 @@ def latest_checkpoint(folder: str | Path) -> Path | None:
 
 def save_training_state(folder: str | Path, step: int, model: torch.nn.Module, opt, sched) -> Path:
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"step_{step:06d}"
-    tmp = folder / f".tmp-step_{step:06d}-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     state = opt.state_dict()
     tensors, scalars = {}, {}
     for idx, per_param in state["state"].items():
@@ -42,20 +37,18 @@ def save_training_state(folder: str | Path, step: int, model: torch.nn.Module, o
                 tensors[name] = value.detach().contiguous()
             else:
                 scalars[name] = value
-    save_file(tensors, str(tmp / "optimizer.safetensors"))
+    # LambdaLR's state_dict keeps its lambdas out (None), so the schedule's state is plain JSON.
     meta = {"step": step, "param_groups": state["param_groups"], "scalars": scalars, "scheduler": sched.state_dict()}
-    (tmp / _DONE).write_text(json.dumps(meta, default=_no_callables))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / _DONE).write_text(json.dumps(meta))
+
+    final = write_folder_atomically(folder / f"step_{step:06d}", write)
     for old in _checkpoints(folder)[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def _no_callables(value):
-    if callable(value):
-        return None  # LambdaLR keeps its lambdas out of state_dict; anything else callable is rebuilt
-    raise TypeError(f"cannot write {type(value).__name__} into a checkpoint")
 
 
 def load_training_state(path: str | Path, model: torch.nn.Module, opt, sched) -> int:

@@ -15,6 +15,7 @@ import torch
 from diffusion.flow_model import FlowModel
 from diffusion.sampling import SamplerConfig, sample
 from value.baselines import MonteCarloValue
+from value.stitched import StitchedValue
 from value.value_model import ValueModel
 
 
@@ -29,22 +30,28 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 class NoisedReward:
-    """A value model read as a reward on clean images: encode, noise to t with fixed per-call noise (the
-    same images get the same z_t for every caption), score. Fits `world.clip`'s accuracy functions."""
+    """A stitched value read as a reward on clean images: encode, noise to t with fixed per-call noise
+    (the same images get the same z_t for every caption), score. Fits `world.clip`'s accuracy functions,
+    which score one image batch against caption after caption: the image embedding does not depend on
+    the caption, so it is computed once per batch."""
 
-    def __init__(self, value: ValueModel, backbone: FlowModel, t: float, seed: int):
+    def __init__(self, value: StitchedValue, backbone: FlowModel, t: float, seed: int):
         self.value, self.backbone, self.t, self.seed = value, backbone, t, seed
+        self._images: torch.Tensor | None = None
+        self._embed: torch.Tensor | None = None
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-        z0 = self.backbone.encode(images)
-        eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(self.seed)).to(z0)
-        z_t = (1 - self.t) * z0 + self.t * eps
-        return self.value(z_t, torch.full((z0.shape[0],), self.t).to(z0), prompts)
+        if images is not self._images:
+            z0 = self.backbone.encode(images)
+            eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(self.seed)).to(z0)
+            z_t = (1 - self.t) * z0 + self.t * eps
+            self._images, self._embed = images, self.value.embed(z_t, torch.full((z0.shape[0],), self.t).to(z0))
+        return self.value.reward.score_embedding(self._embed, prompts)
 
 
 @torch.no_grad()
-def fidelity(value: ValueModel, reward, backbone: FlowModel, *, ts: list[float], n: int, seed: int) -> dict:
+def fidelity(value: StitchedValue, reward, backbone: FlowModel, *, ts: list[float], n: int, seed: int) -> dict:
     """Tiny-world test scenes. Returns {"clean": {...}, "<t>": {zero_shot_acc, pairwise_acc, spearman_vs_clean}}."""
     from world import clip as world_clip
     from world.scenes import DigitBank, render_batch

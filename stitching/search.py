@@ -11,7 +11,7 @@ set and real backbones (24 blocks x 1536 channels) fit in host memory.
 Normalised MSE = residual sum of squares / total sum of squares about the per-channel mean (1 - R^2).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -39,7 +39,6 @@ class SearchResult:
     nmse: dict[tuple[int, int], float]
     best: StitchFit
     num_tokens: int
-    probe_t: list[float] = field(default_factory=list)
 
     def table(self) -> list[dict]:
         return [{"i": i, "j": j, "nmse": v} for (i, j), v in sorted(self.nmse.items())]
@@ -107,7 +106,7 @@ def search_stitch_point(encode, feature_maps, reward: RewardModel, batches, *, m
     gen = torch.Generator().manual_seed(seed)
     eqs: dict[tuple[int, int], _NormalEquations] = {}
     prefix_sum = {j: 0.0 for j in range(1, max_j + 1)}
-    probe_t, n_images = [], 0
+    n_images = 0
     for images in batches:
         B = images.shape[0]
         z0 = encode(images)
@@ -123,7 +122,6 @@ def search_stitch_point(encode, feature_maps, reward: RewardModel, batches, *, m
             x = _resample(h, grid)
             for j, tok in targets.items():
                 eqs.setdefault((i, j), _NormalEquations()).add(x, tok[:, prefix:].reshape(-1, tok.shape[-1]))
-        probe_t += t.tolist()
         n_images += B
     if not eqs:
         raise ValueError("the probe set is empty; give at least one batch of images")
@@ -136,4 +134,4 @@ def search_stitch_point(encode, feature_maps, reward: RewardModel, batches, *, m
         i=i, j=j, nmse=nmse[(i, j)], weight=coef[:-1].T.contiguous(), bias=coef[-1].contiguous(),
         prefix=(prefix_sum[j] / n_images).float(),
     )
-    return SearchResult(nmse=nmse, best=best, num_tokens=eqs[(i, j)].n, probe_t=probe_t)
+    return SearchResult(nmse=nmse, best=best, num_tokens=eqs[(i, j)].n)

@@ -10,8 +10,6 @@ MLP) give the score. Block indices are 1-based, as in the paper.
 import copy
 import hashlib
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -19,6 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from diffusion.atomic_folder import write_folder_atomically
 from diffusion.conditioning import Conditioning
 from diffusion.flow_model import FlowModel
 from value.reward_model import RewardModel
@@ -158,13 +157,8 @@ def reward_fingerprint(reward: RewardModel) -> str:
 
 
 def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
-    """Weights (stitch and tower) as safetensors and a JSON card, written to a temporary folder and renamed.
+    """Weights (stitch and tower) as safetensors and a JSON card, the folder replaced at once.
     `card` should name the backbone and reward (`backbone`, `reward`); identities and shapes are added."""
-    folder = Path(folder)
-    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file({k: v.detach().contiguous() for k, v in value.state_dict().items()}, str(tmp / WEIGHTS))
     full = {
         **card,
         "i": value.i,
@@ -174,12 +168,12 @@ def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
         "reward_fingerprint": reward_fingerprint(value.reward),
         "backbone_fingerprint": backbone_fingerprint(value.features.backbone, value.i) if value.i else None,
     }
-    (tmp / CARD).write_text(json.dumps(full, indent=2))
-    old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+
+    def write(tmp: Path) -> None:
+        save_file({k: v.detach().contiguous() for k, v in value.state_dict().items()}, str(tmp / WEIGHTS))
+        (tmp / CARD).write_text(json.dumps(full, indent=2))
+
+    write_folder_atomically(folder, write)
 
 
 def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel) -> StitchedValue:

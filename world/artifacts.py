@@ -5,8 +5,9 @@ build never leaves a half-written component that looks complete."""
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
+
+from diffusion.atomic_folder import write_folder_atomically
 
 STAMP = "component.json"
 
@@ -42,17 +43,14 @@ def check_component(folder: Path, recipe: dict) -> str | None:
 
 def write_component(folder: Path, recipe: dict, write, extra: dict | None = None) -> dict:
     """Call write(tmp_folder), stamp it, and swap it in place of `folder`; returns the stamp."""
-    tmp = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    write(tmp)
-    meta = {"recipe": recipe, "files": file_hashes(tmp), **(extra or {})}
-    (tmp / STAMP).write_text(json.dumps(meta, indent=2))
-    old = folder.with_name(f".old-{folder.name}-{os.getpid()}")
-    if folder.exists():
-        folder.rename(old)
-    tmp.rename(folder)
-    shutil.rmtree(old, ignore_errors=True)
+    meta: dict = {}
+
+    def write_and_stamp(tmp: Path) -> None:
+        write(tmp)
+        meta.update({"recipe": recipe, "files": file_hashes(tmp), **(extra or {})})
+        (tmp / STAMP).write_text(json.dumps(meta, indent=2))
+
+    write_folder_atomically(folder, write_and_stamp)
     return meta
 
 
