@@ -10,6 +10,7 @@ from omegaconf import MISSING, OmegaConf
 
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
+from learner.nft_config import NFTJobConfig
 from stitching.images import ImageSourceConfig
 from stitching.pipeline import ReportConfig, StitchConfig
 from value.reward_config import RewardConfig
@@ -91,3 +92,4 @@ def register_schemas() -> None:
     cs.store(name="generate_schema", node=GenerateJobConfig)
     cs.store(name="world_schema", node=WorldJobConfig)
     cs.store(name="stitch_schema", node=StitchJobConfig)
+    cs.store(name="nft_schema", node=NFTJobConfig)

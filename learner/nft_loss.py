@@ -88,9 +88,9 @@ def nft_loss(
     return loss, {"policy_loss": policy.item(), "kl": kl.item()}
 
 
-def old_policy_decay(step: int) -> float:
+def old_policy_decay(step: int, rate: float = 0.001, max_decay: float = 0.5) -> float:
     """The official schedule (decay_type 1): eta = min(0.001 step, 0.5), starting fully on-policy."""
-    return min(0.001 * step, 0.5)
+    return min(rate * step, max_decay)
 
 
 @torch.no_grad()

@@ -164,3 +164,19 @@ def held_out(family: str, n: int) -> set[str]:
     (two_object, position, color_attr). Single objects, colours and counts are too few to hold out;
     like GenEval's, those prompts name concepts the model has seen."""
     return set(eval_prompts(family, n)) if family in ("two_object", "position", "color_attr") else set()
+
+
+def training_prompts(n: int, seed: int = 0, eval_per_family: int = 16) -> list[str]:
+    """n distinct RL training prompts, families uniform, never one of the held-out evaluation prompts."""
+    excluded = set().union(*(held_out(f, eval_per_family) for f in FAMILIES))
+    rng = np.random.default_rng([seed, 77])
+    prompts: list[str] = []
+    seen: set[str] = set()
+    for _ in range(100 * n):
+        text = sample_spec(FAMILIES[int(rng.integers(len(FAMILIES)))], rng).text()
+        if text not in excluded and text not in seen:
+            prompts.append(text)
+            seen.add(text)
+        if len(prompts) == n:
+            return prompts
+    raise ValueError(f"the grammar has fewer than {n} distinct training prompts; ask for fewer")

@@ -1,0 +1,59 @@
+"""`LearnerGroup`: the NFT learners as Ray actors forming one DeepSpeed process group.
+
+Rank 0 is created first and picks the rendezvous (its node's address and a free port); the other ranks
+are created with it, then all join at once (OpenRLHF's pattern). Each call fans out to every rank and
+returns when all are done: calls that gather weights are collectives and must run on every rank.
+"""
+
+import numpy as np
+import ray
+import torch
+
+from learner.nft_learner import LearnerSetup, NFTLearner
+from rollout.batch import RolloutBatch
+from rollout.placement import in_bundle, reserve
+
+
+class LearnerGroup:
+    def __init__(self, setup: LearnerSetup, *, timeout_s: float):
+        cfg = setup.learner
+        self.pg = reserve("learner", cfg.num_learners, cfg.num_cpus, cfg.num_gpus, timeout_s)
+        actor = ray.remote(NFTLearner)
+        self.actors = [
+            actor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, scheduling_strategy=in_bundle(self.pg, rank)).remote(
+                setup, rank, cfg.num_learners
+            )
+            for rank in range(cfg.num_learners)
+        ]
+        addr, port = ray.get(self.actors[0].master_address.remote())
+        self.num_weights = ray.get([a.setup.remote(addr, port) for a in self.actors])[0]
+
+    def _all(self, method: str, *args) -> list:
+        return ray.get([getattr(a, method).remote(*args) for a in self.actors])
+
+    def train_step(self, batch: RolloutBatch, r: torch.Tensor, step: int) -> dict[str, float]:
+        """Rows split evenly over the ranks (DeepSpeed averages their gradients); the ranks' mean stats."""
+        shards = batch.chunk(len(self.actors))
+        r_shards = r.chunk(len(self.actors))
+        stats = ray.get([a.train_step.remote(s, rs, step) for a, s, rs in zip(self.actors, shards, r_shards, strict=True)])
+        return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
+
+    def publish(self) -> "ray.ObjectRef":
+        """The old policy's weights as one object in the store (rank 0's; every rank takes part)."""
+        refs = [a.publish.remote() for a in self.actors]
+        ray.get(refs[1:])
+        return refs[0]
+
+    def eval_weights(self) -> "ray.ObjectRef":
+        refs = [a.eval_weights.remote() for a in self.actors]
+        ray.get(refs[1:])
+        return refs[0]
+
+    def policy_weights(self) -> dict[str, torch.Tensor]:
+        return ray.get(self.actors[0].policy_weights.remote())
+
+    def save(self, folder: str) -> None:
+        self._all("save", folder)
+
+    def load(self, folder: str) -> None:
+        self._all("load", folder)

@@ -1,0 +1,80 @@
+"""`RolloutBatch`: what a rollout worker hands the learners, one row per sample.
+
+Samples of one prompt form a group (DiffusionNFT normalises rewards within it). Every row keeps the
+seed it was sampled with; the learners derive the row's training noise from it, so how a batch is split
+across learners does not change what any row trains on.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from diffusion.conditioning import Conditioning
+
+
+@dataclass
+class RolloutBatch:
+    """N rows. latents (N, C, h, w): the clean samples x0 of full rollouts. groups (N,) long: prompt
+    group ids, unique across the whole training batch. seeds (N,) long. rewards (N,): the weighted sum
+    of `reward_terms` (each (N,)). policy_version: the published weights the rows were sampled with.
+    seconds: wall time per phase ("rollout", "scoring") spent making these rows."""
+
+    prompts: list[str]
+    cond: Conditioning
+    latents: torch.Tensor
+    groups: torch.Tensor
+    seeds: torch.Tensor
+    rewards: torch.Tensor
+    reward_terms: dict[str, torch.Tensor]
+    policy_version: int
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self):
+        n = len(self.prompts)
+        rows = {"cond": len(self.cond), "latents": self.latents.shape[0], "groups": self.groups.shape[0],
+                "seeds": self.seeds.shape[0], "rewards": self.rewards.shape[0]}
+        rows.update({f"reward_terms[{k}]": v.shape[0] for k, v in self.reward_terms.items()})
+        if any(r != n for r in rows.values()):
+            raise ValueError(f"a rollout batch of {n} prompts has rows {rows}")
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def rows(self, idx: slice) -> "RolloutBatch":
+        return RolloutBatch(
+            prompts=self.prompts[idx],
+            cond=self.cond.index(idx),
+            latents=self.latents[idx],
+            groups=self.groups[idx],
+            seeds=self.seeds[idx],
+            rewards=self.rewards[idx],
+            reward_terms={k: v[idx] for k, v in self.reward_terms.items()},
+            policy_version=self.policy_version,
+            seconds=dict(self.seconds),
+        )
+
+    def chunk(self, n: int) -> list["RolloutBatch"]:
+        """n contiguous shards of equal size (one per learner); N must divide by n."""
+        if len(self) % n:
+            raise ValueError(f"{len(self)} rows do not split evenly over {n} learners")
+        size = len(self) // n
+        return [self.rows(slice(k * size, (k + 1) * size)) for k in range(n)]
+
+    @staticmethod
+    def concat(batches: list["RolloutBatch"]) -> "RolloutBatch":
+        """Rows of all batches in order; the policy version is the oldest one, seconds are summed."""
+        seconds: dict[str, float] = {}
+        for b in batches:
+            for k, v in b.seconds.items():
+                seconds[k] = seconds.get(k, 0.0) + v
+        return RolloutBatch(
+            prompts=[p for b in batches for p in b.prompts],
+            cond=Conditioning.concat([b.cond for b in batches]),
+            latents=torch.cat([b.latents for b in batches]),
+            groups=torch.cat([b.groups for b in batches]),
+            seeds=torch.cat([b.seeds for b in batches]),
+            rewards=torch.cat([b.rewards for b in batches]),
+            reward_terms={k: torch.cat([b.reward_terms[k] for b in batches]) for k in batches[0].reward_terms},
+            policy_version=min(b.policy_version for b in batches),
+            seconds=seconds,
+        )
