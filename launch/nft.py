@@ -32,20 +32,20 @@ register_schemas()
 RESUME_MAY_CHANGE = ("resume", "train.steps")
 
 
-def resumed_config(raw: DictConfig) -> tuple[DictConfig, Path]:
-    """The run's saved config with only train.steps taken from the command line."""
+def resumed_config(raw: DictConfig, overrides: list[str]) -> DictConfig:
+    """The run's saved config with only train.steps taken from the command line (`overrides`)."""
     run_dir = Path(raw.resume).expanduser().resolve()
     saved = run_dir / "config.yaml"
     if not saved.is_file():
         raise FileNotFoundError(f"resume={raw.resume!r}: {saved} does not exist; point resume at a run directory of launch/nft.py")
-    changed = [o.split("=")[0].lstrip("+~") for o in HydraConfig.get().overrides.task]
+    changed = [o.split("=")[0].lstrip("+~") for o in overrides]
     extra = [k for k in changed if k not in RESUME_MAY_CHANGE]
     if extra:
         raise ValueError(f"resume continues the run's saved config; only {RESUME_MAY_CHANGE} may be given, not {extra}")
     cfg = OmegaConf.merge(OmegaConf.structured(NFTJobConfig), OmegaConf.load(saved))
     cfg.train.steps = raw.train.steps if "train.steps" in changed else cfg.train.steps
     cfg.resume, cfg.run_dir = str(run_dir), str(run_dir)
-    return cfg, run_dir
+    return cfg
 
 
 def check_inputs(cfg: NFTJobConfig) -> tuple[list[str], list[str], object]:
@@ -82,9 +82,10 @@ def connect(cfg: NFTJobConfig) -> None:
         ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, runtime_env=env)
 
 
-def run(raw: DictConfig) -> dict:
+def run(raw: DictConfig, overrides: list[str]) -> dict:
+    """The job on a composed config; `overrides` are the command line's (resume checks them)."""
     if raw.resume:
-        raw, run_dir = resumed_config(raw)
+        raw = resumed_config(raw, overrides)
     cfg: NFTJobConfig = OmegaConf.to_object(raw)  # every field validated here
     run_dir = Path(cfg.run_dir).expanduser().resolve()  # absolute: a submitted job runs from a temporary copy
     checkpoint = latest_checkpoint(run_dir) if cfg.resume else None
@@ -106,7 +107,7 @@ def run(raw: DictConfig) -> dict:
 
 @hydra.main(config_path="../configs", config_name="nft", version_base=None)
 def main(raw: DictConfig) -> None:
-    print(json.dumps(run(raw)))
+    print(json.dumps(run(raw, list(HydraConfig.get().overrides.task))))
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def plot_curves(rows: list[dict], out: Path) -> None:
     for row_axes, (key, eval_key) in zip(axes, panels, strict=True):
         for ax, x in zip(row_axes, ("step", "wall_seconds"), strict=True):
             source = train if key == "reward" else evals
-            ax.plot([r[x] for r in source], [r[key] for r in source], label=key, lw=1)
+            ax.plot([r[x] for r in source], [r[key] for r in source], "-" if key == "reward" else "o-", label=key, lw=1)
             if eval_key:
                 ax.plot([r[x] for r in evals], [r[eval_key] for r in evals], "o-", label=eval_key)
             ax.set_xlabel(x)

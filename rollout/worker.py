@@ -76,6 +76,9 @@ class RolloutWorker:
         self.version = version
         return version
 
+    def policy_weights(self) -> dict[str, torch.Tensor]:
+        return {n: p.detach().cpu().clone() for n, p in trainable_weights(self.model).items()}
+
     @torch.no_grad()
     def _latents(self, prompts: list[str], seeds: list[int], sampler: SamplerConfig):
         """Clean latents (N, C, h, w) and the conditionings, in batches of cfg.batch_size."""

@@ -55,3 +55,14 @@ def mini_world(tmp_path_factory):
     root = tmp_path_factory.mktemp("mini_world") / "world"
     build_world(WorldConfig(dir=str(root), **MINI_WORLD_RECIPE), log=lambda _: None)
     return root
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the session's actor tests (logical CPUs: actors here are light on a 2-core box)."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=6, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

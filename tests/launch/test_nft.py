@@ -1,0 +1,111 @@
+"""launch/nft.py: bad input fails before Ray, a resumed run repeats an uninterrupted one, and
+`ray job submit` against a local head runs the job (all on the committed tiny world, CPU)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import launch.nft as nft
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A few seconds a step: 8 rows, 4 sampler steps, 2 learners, 1 rollout worker, a 12-image evaluation.
+SMALL = [
+    "train.prompts_per_step=4", "train.group_size=2", "train.checkpoint_every=2", "learner.micro_batch=2",
+    "learner.train_timesteps=2", "rollout.num_workers=1", "rollout.sampler.num_steps=4", "eval.every=0",
+    "eval.samples_per_prompt=2", "eval.sampler.num_steps=4", "prompts.eval_per_family=1", "logging.wandb=disabled",
+]
+
+
+def _compose(*overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        return compose("nft", overrides=list(overrides))
+
+
+def _run(*overrides):
+    return nft.run(_compose(*overrides), list(overrides))
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rewards.pref.model.kind=imagereward", "reward.kind='imagereward' is not one of"),
+        ("rewards.pref.model.path=/nowhere/pref", "rewards.pref.model.path='/nowhere/pref' does not exist"),
+        ("prompts.train_file=/nowhere/prompts.txt", "prompt_file='/nowhere/prompts.txt' does not exist"),
+        ("train.max_staleness=-1", "train.max_staleness=-1 must be >= 0"),
+        ("learner.zero_stage=3", "Stage 3 partitions the parameters"),
+        ("learner.micro_batch=24", "must divide by"),
+    ],
+)
+def test_bad_input_fails_before_any_actor_starts(monkeypatch, tmp_path, override, message):
+    monkeypatch.setattr(nft, "connect", lambda cfg: pytest.fail("Ray was started for a bad config"))
+    with pytest.raises(Exception, match=message.replace("(", r"\(").replace("[", r"\[")):
+        _run(f"run_dir={tmp_path}", override)
+
+
+def test_an_unknown_reward_preset_is_refused_when_composing():
+    with pytest.raises(Exception, match="rewards.*nope|nope.*rewards"):
+        _compose("rewards=nope")
+
+
+def _training_rows(run_dir: Path) -> dict[int, dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: {k: v for k, v in r.items() if not k.startswith(("time/", "wall", "eval/"))} for r in rows}
+
+
+def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_path):
+    """Same seed, CPU: identical rewards, losses and evaluation after resuming from step 2 of 4."""
+    whole = _run(f"run_dir={tmp_path / 'whole'}", "train.steps=4", *SMALL)
+    _run(f"run_dir={tmp_path / 'parts'}", "train.steps=2", *SMALL)
+    resumed = _run(f"resume={tmp_path / 'parts'}", "train.steps=4")
+    assert resumed["steps"] == whole["steps"] == 4
+    assert _training_rows(tmp_path / "parts") == _training_rows(tmp_path / "whole")
+    assert resumed["final_reward"] == whole["final_reward"]
+    assert resumed["final_prompt_acc"] == whole["final_prompt_acc"]
+    assert (tmp_path / "whole" / "curves.png").is_file() and (tmp_path / "whole" / "summary.json").is_file()
+    kept = sorted(p.name for p in (tmp_path / "parts" / "checkpoints").iterdir())
+    assert kept == ["step_000002", "step_000004"]
+    with pytest.raises(ValueError, match="only .* may be given"):
+        _run(f"resume={tmp_path / 'parts'}", "train.steps=6", "learner.lr=1.0")
+
+
+def test_ray_job_submit_against_a_local_head(tmp_path):
+    """ray start --head on 127.0.0.1 (own ports and temp dir), then ray job submit --working-dir ."""
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
+    env.pop("RAY_ADDRESS", None)
+    ports = ["--port", "6391", "--dashboard-port", "8276", "--dashboard-agent-listen-port", "52391",
+             "--ray-client-server-port", "10391", "--min-worker-port", "20000", "--max-worker-port", "20999"]
+    temp = tempfile.mkdtemp(prefix="rj", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    head = subprocess.Popen(
+        ["ray", "start", "--head", "--block", "--num-cpus", "4", "--dashboard-host", "127.0.0.1",
+         "--node-ip-address", "127.0.0.1", "--temp-dir", temp, *ports],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    run_dir = tmp_path / "job_run"
+    try:
+        address = "http://127.0.0.1:8276"
+        for _ in range(90):  # the dashboard takes a while to come up
+            if subprocess.run(["ray", "job", "list", "--address", address], env=env, capture_output=True).returncode == 0:
+                break
+            time.sleep(1)
+        job = subprocess.run(
+            ["ray", "job", "submit", "--address", address, "--working-dir", str(ROOT), "--",
+             "python", "launch/nft.py", f"run_dir={run_dir}", "train.steps=2", *SMALL],
+            env=env, capture_output=True, text=True, timeout=600,
+        )
+        assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
+        assert "succeeded" in (job.stdout + job.stderr).lower()
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["steps"] == 2 and summary["run_dir"] == str(run_dir)
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)

@@ -1,0 +1,71 @@
+"""The learner group and the rollout workers as real Ray actors: DeepSpeed over gloo on CPU."""
+
+import torch
+
+from diffusion.model_config import ModelConfig
+from diffusion.sampling import SamplerConfig
+from diffusion.trainable import FinetuneConfig
+from learner.learner_group import LearnerGroup
+from learner.nft_learner import LearnerConfig, LearnerSetup
+from learner.nft_loss import NFTLossConfig, optimality_probability
+from rollout.worker import RolloutConfig, RolloutWorker
+from rollout.worker_group import RolloutWorkerGroup
+from value.reward_config import RewardConfig
+from value.weighted_reward import RewardTermConfig
+
+MODEL = ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8)
+REWARDS = {"clip": RewardTermConfig(model=RewardConfig(kind="random_tiny_clip"))}
+ROLLOUT = RolloutConfig(num_workers=2, batch_size=8, sampler=SamplerConfig(num_steps=4))
+
+
+def _setup(num_learners: int) -> LearnerSetup:
+    return LearnerSetup(
+        model=MODEL, finetune=FinetuneConfig(), nft=NFTLossConfig(kl_weight=0.1),
+        learner=LearnerConfig(num_learners=num_learners, micro_batch=2, train_timesteps=2, lr=1e-3, zero_stage=2),
+        rows_per_step=8, rollout_steps=4, height=16, width=16,
+    )
+
+
+def _batch():
+    worker = RolloutWorker(MODEL, REWARDS, FinetuneConfig(), ROLLOUT, height=16, width=16)
+    prompts = [p for p in ("a red seven", "two blue threes", "a one", "a green four above a two") for _ in range(2)]
+    return worker.sample(prompts, [i // 2 for i in range(8)], list(range(8)))
+
+
+def test_two_zero2_learners_make_the_same_update_as_one_with_the_whole_batch(ray_local):
+    batch = _batch()
+    _, r = optimality_probability(batch.rewards, batch.groups, 5.0)
+    results = []
+    for n in (1, 2):
+        group = LearnerGroup(_setup(n), timeout_s=120)
+        stats = group.train_step(batch, r, step=1)
+        results.append((group.policy_weights(), ray_local.get(group.publish()), stats))
+        for a in group.actors:
+            ray_local.kill(a)
+        ray_local.util.remove_placement_group(group.pg)
+    (one, one_old, one_stats), (two, two_old, two_stats) = results
+    start = {n: p.detach() for n, p in RolloutWorker(MODEL, REWARDS, FinetuneConfig(), ROLLOUT, height=16, width=16).model.transformer.named_parameters()}
+    assert max((one[n] - start[n]).abs().max().item() for n in one) > 1e-4  # the step moved the weights
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(two_old[name], one_old[name], rtol=1e-4, atol=1e-6)
+    assert abs(one_stats["loss"] - two_stats["loss"]) < 1e-4 * abs(one_stats["loss"])
+
+
+def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
+    group = LearnerGroup(_setup(2), timeout_s=120)
+    workers = RolloutWorkerGroup(ROLLOUT, dict(model=MODEL, rewards=REWARDS, finetune=FinetuneConfig(), height=16, width=16), timeout_s=120)
+    batch = _batch()
+    group.train_step(batch, optimality_probability(batch.rewards, batch.groups, 5.0)[1], step=1)
+    published = group.publish()
+    workers.load_weights(published, version=1)
+    expected = ray_local.get(published)
+    loaded = ray_local.get([w.policy_weights.remote() for w in workers.workers])
+    for weights in loaded:
+        assert weights.keys() == expected.keys()
+        assert all(torch.equal(weights[n], expected[n]) for n in expected)
+    refs = workers.sample(["a red seven"] * 4, [0, 0, 1, 1], [1, 2, 3, 4])
+    sampled, _ = workers.collect(refs)
+    assert sampled.policy_version == 1
+    for actor in group.actors + workers.workers:
+        ray_local.kill(actor)
