@@ -85,9 +85,11 @@ class StitchJobConfig:
 
 
 def register_schemas() -> None:
-    """The schemas, and the ${world:<component>} resolver the tiny presets use for their paths."""
+    """The schemas, and the ${world:<component>} and ${repo:<path>} resolvers the presets use for paths."""
     if not OmegaConf.has_resolver("world"):
         OmegaConf.register_new_resolver("world", lambda part="": str(world_dir() / part))
+    if not OmegaConf.has_resolver("repo"):
+        OmegaConf.register_new_resolver("repo", lambda part="": str(REPO_ROOT / part))
     cs = ConfigStore.instance()
     cs.store(name="generate_schema", node=GenerateJobConfig)
     cs.store(name="world_schema", node=WorldJobConfig)

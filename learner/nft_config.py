@@ -115,6 +115,14 @@ class NFTJobConfig:
     def __post_init__(self):
         if not self.rewards:
             raise ValueError("rewards is empty; name at least one reward term (e.g. rewards=tiny_pref)")
+        window = self.rollout.stop_window
+        if window is not None and len(self.rewards) != 1:
+            raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one stitched value: give one reward term, not {sorted(self.rewards)}")
+        if window is not None and window[0] < self.learner.train_timesteps:
+            raise ValueError(
+                f"rollout.horizon={self.rollout.horizon!r}: a stop after step {window[0]} leaves {window[0]} training times above "
+                f"it, fewer than learner.train_timesteps={self.learner.train_timesteps}"
+            )
         rows, split = self.train.rows_per_step, self.learner.num_learners * self.learner.micro_batch
         if rows % split:
             raise ValueError(

@@ -21,7 +21,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from diffusion.bridge import bridge
 from diffusion.conditioning import Conditioning
+from diffusion.device import collective_backend
 from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.trainable import FinetuneConfig, make_trainable, trainable_weights
 from learner.nft_loss import NFTLossConfig, ema_update, nft_loss, old_policy_decay
@@ -131,7 +133,7 @@ class NFTLearner:
         import deepspeed  # imported here so DS_ACCELERATOR is set first
 
         s = self.setup_cfg
-        deepspeed.init_distributed(dist_backend="gloo" if s.device == "cpu" else "nccl")
+        deepspeed.init_distributed(dist_backend=collective_backend(torch.device(s.device)))
         torch.manual_seed(s.seed)
         model = build_flow_model(s.model)
         make_trainable(model, s.finetune)
@@ -176,8 +178,8 @@ class NFTLearner:
         return torch.func.functional_call(self.field, swapped, args)
 
     def publish(self) -> dict[str, torch.Tensor] | None:
-        """The old policy (what rollouts sample with), on rank 0; other ranks return None. Call on
-        every rank: with a partitioned optimizer gathering is a collective."""
+        """The old policy (what rollouts sample with), on rank 0; other ranks return None. The group
+        calls it on every rank, as a gather of partitioned weights would need (OpenRLHF's ZeRO-3 trap)."""
         return {n: w.detach().cpu().clone() for n, w in self.old.items()} if self.rank == 0 else None
 
     def eval_weights(self) -> dict[str, torch.Tensor] | None:
@@ -188,13 +190,19 @@ class NFTLearner:
 
     # ---- one optimizer step ----------------------------------------------------------------
     def _noise(self, shard: RolloutBatch, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per row: train_timesteps distinct times of the schedule and their noise.
-        Returns t (K, N) and eps (K, N, C, h, w)."""
-        K, times = self.cfg.train_timesteps, self.train_times
+        """Per row: train_timesteps distinct times of the schedule strictly above the row's stop time
+        (all t > 0 for a clean sample), and their noise. Returns t (K, N) and eps (K, N, C, h, w)."""
+        K = self.cfg.train_timesteps
         ts, eps = [], []
-        for row_seed in shard.seeds.tolist():
+        for row_seed, tau in zip(shard.seeds.tolist(), shard.times.tolist(), strict=True):
             g = row_generator(self.setup_cfg.seed, step, row_seed)
-            ts.append(times[torch.randperm(len(times), generator=g)[:K]])
+            above = self.train_times[self.train_times > tau + 1e-6]
+            if len(above) < K:
+                raise ValueError(
+                    f"a rollout stopped at t={tau:.3f} leaves {len(above)} training times above it, fewer than "
+                    f"learner.train_timesteps={K}; stop later in the schedule (rollout.horizon) or train at fewer"
+                )
+            ts.append(above[torch.randperm(len(above), generator=g)[:K]])
             eps.append(torch.randn((K, *shard.latents.shape[1:]), generator=g))
         return torch.stack(ts, 1), torch.stack(eps, 1)
 
@@ -205,20 +213,20 @@ class NFTLearner:
         if len(shard) * self.world_size != self.setup_cfg.rows_per_step:
             raise ValueError(f"a shard of {len(shard)} rows on {self.world_size} learners; each step takes {self.setup_cfg.rows_per_step}")
         t_all, eps_all = self._noise(shard, step)
-        x0_all, cond_all = shard.latents.to(device), shard.cond.to(device)
+        z_all, tau_all, cond_all = shard.latents.to(device), shard.times.to(device), shard.cond.to(device)
         stats: dict[str, list[float]] = {"loss": [], "policy_loss": [], "kl": []}
         for start in range(0, len(shard), mb):
             rows = slice(start, start + mb)
-            x0, cond, rr = x0_all[rows], cond_all.index(rows), r[rows].to(device)
+            z, tau, cond, rr = z_all[rows], tau_all[rows], cond_all.index(rows), r[rows].to(device)
             for k in range(self.cfg.train_timesteps):
                 t, eps = t_all[k, rows].to(device), eps_all[k, rows].to(device)
-                tb = t.view(-1, 1, 1, 1)
-                args = ((1 - tb) * x0 + tb * eps, t, cond.prompt_embeds, cond.pooled)
+                z_t, target = bridge(z, tau, t, eps)  # tau = 0: z_t = (1 - t) x0 + t eps, target eps - x0
+                args = (z_t, t, cond.prompt_embeds, cond.pooled)
                 with torch.no_grad():
                     v_old = self._velocity_with(self.old, *args)
                     v_ref = self._velocity_with(self.ref, *args) if self.setup_cfg.nft.kl_weight > 0 else None
                 v_theta = self.engine(*args)
-                loss, parts = nft_loss(v_theta, v_old, x0, eps, t, rr, self.setup_cfg.nft, v_ref)
+                loss, parts = nft_loss(v_theta, v_old, target, t, rr, self.setup_cfg.nft, v_ref)
                 self.engine.backward(loss)
                 self.engine.step()  # steps the optimizer only at the accumulation boundary
                 stats["loss"].append(loss.item())

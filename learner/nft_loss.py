@@ -19,7 +19,7 @@ class NFTLossConfig:
     """form: x0_normalized (the official default: x0-space MSE divided by its own stop-gradient mean
     absolute error, per sample, then scaled by adv_clip / nft_beta) | velocity (the paper's loss)."""
 
-    nft_beta: float = 0.1
+    nft_beta: float = 1.0  # the official GenEval / PickScore / HPS presets (0.1 for OCR and multi-reward)
     kl_weight: float = 1e-4
     adv_clip: float = 5.0
     form: str = "x0_normalized"
@@ -55,30 +55,30 @@ def _per_sample(x: torch.Tensor) -> torch.Tensor:
 def nft_loss(
     v_theta: torch.Tensor,
     v_old: torch.Tensor,
-    x0: torch.Tensor,
-    eps: torch.Tensor,
+    target: torch.Tensor,
     t: torch.Tensor,
     r: torch.Tensor,
     cfg: NFTLossConfig,
     v_ref: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """v_theta, v_old, v_ref, x0, eps: (B, C, h, w) with x_t = (1 - t) x0 + t eps; t, r: (B,).
+    """v_theta, v_old, v_ref, target: (B, C, h, w); t, r: (B,). target is the regression's velocity at
+    x_t (eps - x0 for x_t = (1 - t) x0 + t eps; the re-anchored target for partial rollouts).
 
-    v_old (and v_ref) carry no gradient. Returns (loss, {"policy_loss", "kl"}).
+    The x0-normalised form uses x0_hat(v) - x0_hat(target) = -t (v - target), which for the clean
+    target is the official code's x0-space error. v_old (and v_ref) carry no gradient.
+    Returns (loss, {"policy_loss", "kl"}).
     """
     b = cfg.nft_beta
     v_pos = (1 - b) * v_old + b * v_theta
     v_neg = (1 + b) * v_old - b * v_theta
-    target = eps - x0
     if cfg.form == "velocity":
         pos, neg = _per_sample((v_pos - target) ** 2), _per_sample((v_neg - target) ** 2)
         policy = (r * pos + (1 - r) * neg).mean()
     else:
-        tb = t.view(-1, *([1] * (x0.dim() - 1)))
-        x_t = (1 - tb) * x0 + tb * eps
+        tb = t.view(-1, *([1] * (target.dim() - 1)))
 
         def normalised(v):
-            err = (x_t - tb * v) - x0  # x0_hat(v) - x0
+            err = tb * (v - target)  # = x0 - x0_hat(v)
             scale = _per_sample(err.detach().double().abs()).clamp_min(1e-5).to(err.dtype)
             return _per_sample(err**2) / scale
 

@@ -77,7 +77,15 @@ class NFTTrainer:
         rows = [p for p in prompts for _ in range(K)]
         groups = [(step - 1) * P + i // K for i in range(R)]
         seeds = [self.cfg.seed * 1_000_003 + step * R + i for i in range(R)]
-        return self.workers.sample(rows, groups, seeds)
+        return self.workers.sample(rows, groups, seeds, self._stops(step, groups))
+
+    def _stops(self, step: int, groups: list[int]) -> list[int] | None:
+        """Partial rollouts: one stop step per prompt group, uniform over rollout.horizon's window."""
+        window = self.cfg.rollout.stop_window
+        if window is None:
+            return None
+        per_group = {g: int(np.random.default_rng([self.cfg.seed, step, g]).integers(window[0], window[1] + 1)) for g in set(groups)}
+        return [per_group[g] for g in groups]
 
     def _sync(self, version: int) -> None:
         self.workers.load_weights(self.learners.publish(), version)
@@ -143,6 +151,7 @@ class NFTTrainer:
             row = {
                 "step": step, "wall_seconds": wall(), "policy_version": batch.policy_version,
                 "reward": batch.rewards.mean().item(), "reward_std": batch.rewards.std().item(),
+                "stop_time": batch.times.mean().item(),
                 **{f"reward/{k}": v.mean().item() for k, v in batch.reward_terms.items()},
                 "optimality_mean": r.mean().item(), "advantage_abs": advantages.abs().mean().item(), **stats,
                 "time/rollout": worker_seconds.get("rollout", 0.0), "time/scoring": worker_seconds.get("scoring", 0.0),

@@ -60,3 +60,19 @@ def plot_curves(rows: list[dict], out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def plot_runs(runs: dict[str, list[dict]], out: Path) -> None:
+    """One curve per run (e.g. per rollout horizon): evaluation verifier score and reward vs wall time."""
+    keys = ["eval/prompt_acc", "eval/reward"]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5 * len(keys), 3.5), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for name, rows in runs.items():
+            evals = [r for r in rows if key in r]
+            ax.plot([r["wall_seconds"] for r in evals], [r[key] for r in evals], "o-", label=name, lw=1)
+        ax.set_xlabel("wall_seconds")
+        ax.set_ylabel(key)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -14,14 +14,16 @@ from diffusion.conditioning import Conditioning
 
 @dataclass
 class RolloutBatch:
-    """N rows. latents (N, C, h, w): the clean samples x0 of full rollouts. groups (N,) long: prompt
-    group ids, unique across the whole training batch. seeds (N,) long. rewards (N,): the weighted sum
-    of `reward_terms` (each (N,)). policy_version: the published weights the rows were sampled with.
+    """N rows. latents (N, C, h, w): where each rollout stopped, at time `times` (N,): clean samples
+    x0 (t = 0) of full rollouts, z_tau of partial ones. groups (N,) long: prompt group ids, unique across
+    the whole training batch. seeds (N,) long. rewards (N,): the weighted sum of `reward_terms` (each
+    (N,)), or the value of z_tau. policy_version: the published weights the rows were sampled with.
     seconds: wall time per phase ("rollout", "scoring") spent making these rows."""
 
     prompts: list[str]
     cond: Conditioning
     latents: torch.Tensor
+    times: torch.Tensor
     groups: torch.Tensor
     seeds: torch.Tensor
     rewards: torch.Tensor
@@ -31,7 +33,7 @@ class RolloutBatch:
 
     def __post_init__(self):
         n = len(self.prompts)
-        rows = {"cond": len(self.cond), "latents": self.latents.shape[0], "groups": self.groups.shape[0],
+        rows = {"cond": len(self.cond), "latents": self.latents.shape[0], "times": self.times.shape[0], "groups": self.groups.shape[0],
                 "seeds": self.seeds.shape[0], "rewards": self.rewards.shape[0]}
         rows.update({f"reward_terms[{k}]": v.shape[0] for k, v in self.reward_terms.items()})
         if any(r != n for r in rows.values()):
@@ -45,6 +47,7 @@ class RolloutBatch:
             prompts=self.prompts[idx],
             cond=self.cond.index(idx),
             latents=self.latents[idx],
+            times=self.times[idx],
             groups=self.groups[idx],
             seeds=self.seeds[idx],
             rewards=self.rewards[idx],
@@ -71,6 +74,7 @@ class RolloutBatch:
             prompts=[p for b in batches for p in b.prompts],
             cond=Conditioning.concat([b.cond for b in batches]),
             latents=torch.cat([b.latents for b in batches]),
+            times=torch.cat([b.times for b in batches]),
             groups=torch.cat([b.groups for b in batches]),
             seeds=torch.cat([b.seeds for b in batches]),
             rewards=torch.cat([b.rewards for b in batches]),

@@ -16,6 +16,7 @@ from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.sampling import SamplerConfig, sample
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
 from rollout.batch import RolloutBatch
+from value.stitched import load_stitched
 from value.weighted_reward import RewardTermConfig, WeightedReward
 
 
@@ -23,19 +24,48 @@ from value.weighted_reward import RewardTermConfig, WeightedReward
 class RolloutConfig:
     """num_workers Ray actors, each with num_cpus / num_gpus (a cluster sets num_gpus: 1). sampler: the
     training rollouts' sampler (DiffusionNFT: a deterministic ODE without CFG). batch_size: samples per
-    forward pass."""
+    forward pass.
+
+    horizon: "full" (sample to t = 0, decode, score with the pixel reward) | "k" (stop after step k of
+    the sampler's schedule) | "a-b" (a stop drawn per prompt group from steps a..b); a partial rollout's
+    z_tau is scored by the stitched value model exported at `value_path` (python launch/stitch.py).
+    """
 
     num_workers: int = 2
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=10))
     batch_size: int = 32
+    horizon: str = "full"
+    value_path: str = ""
 
     def __post_init__(self):
         if self.num_workers < 1 or self.batch_size < 1:
             raise ValueError(f"rollout.num_workers={self.num_workers} and rollout.batch_size={self.batch_size} must be >= 1")
         if self.num_cpus <= 0 or self.num_gpus < 0:
             raise ValueError(f"rollout.num_cpus={self.num_cpus} must be > 0 and rollout.num_gpus={self.num_gpus} >= 0")
+        window = self.stop_window
+        if window is not None and not 1 <= window[0] <= window[1] < self.sampler.num_steps:
+            raise ValueError(
+                f"rollout.horizon={self.horizon!r}: stops must lie in 1..{self.sampler.num_steps - 1} "
+                f"(rollout.sampler.num_steps={self.sampler.num_steps}); 'full' samples to the end"
+            )
+        if window is not None and not self.value_path:
+            raise ValueError(
+                f"rollout.horizon={self.horizon!r} scores partial rollouts with a stitched value: set rollout.value_path "
+                "to the value/ folder python launch/stitch.py exports"
+            )
+
+    @property
+    def stop_window(self) -> tuple[int, int] | None:
+        """(first, last) stop step of partial rollouts, or None for full ones."""
+        if self.horizon == "full":
+            return None
+        try:
+            first, _, last = str(self.horizon).partition("-")
+            return int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"rollout.horizon={self.horizon!r} is not 'full', a step 'k' or a window 'a-b'") from None
 
 
 @dataclass
@@ -67,8 +97,20 @@ class RolloutWorker:
         make_trainable(self.model, finetune)
         self.reward = WeightedReward.from_config(rewards).to(self.device).eval()
         self.cfg = rollout
+        self.value = None
+        if rollout.stop_window is not None:
+            self.value = self._load_value(model, rollout.value_path).to(self.device)
         self.latent_shape = self.model.latent_shape(height, width)
         self.version = 0
+
+    def _load_value(self, model: ModelConfig, path: str):
+        """The stitched value on a frozen copy of the base generator (the policy's weights move; the
+        value's backbone must not), with the one training reward it was built for."""
+        if len(self.reward.models) != 1:
+            raise ValueError("partial rollouts are scored by one stitched value: give exactly one reward term")
+        base = build_flow_model(model).to(self.device).eval().requires_grad_(False)
+        (reward,) = self.reward.models.values()
+        return load_stitched(path, base, reward)
 
     def load_weights(self, weights: dict[str, torch.Tensor], version: int) -> int:
         """Load published policy weights; every batch sampled afterwards carries `version`."""
@@ -80,21 +122,25 @@ class RolloutWorker:
         return {n: p.detach().cpu().clone() for n, p in trainable_weights(self.model).items()}
 
     @torch.no_grad()
-    def _latents(self, prompts: list[str], seeds: list[int], sampler: SamplerConfig):
-        """Clean latents (N, C, h, w) and the conditionings, in batches of cfg.batch_size."""
+    def _latents(self, prompts: list[str], seeds: list[int], sampler: SamplerConfig, stops: list[int] | None = None):
+        """Latents where each row stops (N, C, h, w; clean without `stops`), their times (N,) and the
+        conditioning; rows sharing a stop step are batched together, cfg.batch_size at a time."""
         C, h, w = self.latent_shape
         times = self.model.schedule(sampler.num_steps, h, w)
+        stops = stops if stops is not None else [sampler.num_steps] * len(prompts)
         null = self.model.encode_prompt([""]) if sampler.cfg_scale != 1.0 else None
-        conds, latents = [], []
-        for start in range(0, len(prompts), self.cfg.batch_size):
-            chunk = prompts[start : start + self.cfg.batch_size]
-            cond = self.model.encode_prompt(chunk)
-            null_cond = null.index([0] * len(chunk)) if null is not None else None
-            traj = sample(self.model, cond, times=times, seeds=seeds[start : start + len(chunk)],
-                          latent_shape=(C, h, w), config=sampler, null_cond=null_cond)
-            conds.append(cond)
-            latents.append(traj.final)
-        return torch.cat(latents), conds
+        cond = Conditioning.concat([self.model.encode_prompt(prompts[s : s + self.cfg.batch_size])
+                                    for s in range(0, len(prompts), self.cfg.batch_size)])
+        latents = torch.empty(len(prompts), C, h, w, device=self.device, dtype=cond.prompt_embeds.dtype)
+        for stop in sorted(set(stops)):
+            rows = [i for i, k in enumerate(stops) if k == stop]
+            for start in range(0, len(rows), self.cfg.batch_size):
+                idx = rows[start : start + self.cfg.batch_size]
+                null_cond = null.index([0] * len(idx)) if null is not None else None
+                traj = sample(self.model, cond.index(idx), times=times, seeds=[seeds[i] for i in idx],
+                              latent_shape=(C, h, w), config=sampler, null_cond=null_cond, stop=stop)
+                latents[idx] = traj.final
+        return latents, times[torch.tensor(stops)], cond
 
     @torch.no_grad()
     def _score(self, latents: torch.Tensor, prompts: list[str]):
@@ -108,16 +154,34 @@ class RolloutWorker:
             terms.append(parts)
         return torch.cat(images), torch.cat(totals), {k: torch.cat([t[k] for t in terms]) for k in terms[0]}
 
-    def sample(self, prompts: list[str], groups: list[int], seeds: list[int]) -> RolloutBatch:
-        """One row per (prompt, group id, seed): sample with the loaded weights, score, return CPU tensors."""
+    @torch.no_grad()
+    def _value(self, latents: torch.Tensor, t: torch.Tensor, prompts: list[str]):
+        """The stitched value of partial rollouts, as (total (N,), {"value": (N,)})."""
+        values = torch.cat([
+            self.value(latents[s : s + self.cfg.batch_size], t[s : s + self.cfg.batch_size].to(latents), prompts[s : s + self.cfg.batch_size])
+            for s in range(0, len(prompts), self.cfg.batch_size)
+        ]).float()
+        if not torch.isfinite(values).all():
+            raise FloatingPointError("the stitched value returned NaN or inf; check rollout.value_path")
+        return values, {"value": values}
+
+    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> RolloutBatch:
+        """One row per (prompt, group id, seed[, stop step]): sample with the loaded weights, score (the
+        pixel reward on clean samples, the stitched value on partial ones), return CPU tensors."""
+        if (stops is None) != (self.value is None):
+            raise ValueError("stop steps are given exactly when rollout.horizon is partial")
         tick = time.perf_counter()
-        latents, conds = self._latents(prompts, seeds, self.cfg.sampler)
+        latents, t, cond = self._latents(prompts, seeds, self.cfg.sampler, stops)
         tock = time.perf_counter()
-        _, total, terms = self._score(latents, prompts)
+        if self.value is None:
+            _, total, terms = self._score(latents, prompts)
+        else:
+            total, terms = self._value(latents, t, prompts)
         return RolloutBatch(
             prompts=list(prompts),
-            cond=Conditioning.concat(conds).to("cpu", torch.float32),
+            cond=cond.to("cpu", torch.float32),
             latents=latents.float().cpu(),
+            times=t.float().cpu(),
             groups=torch.tensor(groups, dtype=torch.long),
             seeds=torch.tensor(seeds, dtype=torch.long),
             rewards=total.cpu(),
@@ -131,7 +195,7 @@ class RolloutWorker:
         policy = {n: p.detach().clone() for n, p in trainable_weights(self.model).items()}
         load_trainable_weights(self.model, weights)
         try:
-            latents, _ = self._latents(prompts, seeds, sampler)
+            latents, _, _ = self._latents(prompts, seeds, sampler)
             images, total, terms = self._score(latents, prompts)
         finally:
             load_trainable_weights(self.model, policy)

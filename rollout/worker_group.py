@@ -32,10 +32,10 @@ class RolloutWorkerGroup:
         """Every worker loads the same published weights (one object in the store, read by all)."""
         ray.get([w.load_weights.remote(weights, version) for w in self.workers])
 
-    def sample(self, prompts: list[str], groups: list[int], seeds: list[int]) -> list["ray.ObjectRef"]:
+    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> list["ray.ObjectRef"]:
         """Start sampling, rows split contiguously over the workers; `collect` the refs for the batch."""
         return [
-            w.sample.remote(prompts[s], groups[s], seeds[s])
+            w.sample.remote(prompts[s], groups[s], seeds[s], stops[s] if stops is not None else None)
             for w, s in zip(self.workers, _split(len(prompts), len(self.workers)), strict=True)
         ]
 

@@ -77,6 +77,13 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_pa
         _run(f"resume={tmp_path / 'parts'}", "train.steps=6", "learner.lr=1.0")
 
 
+def test_bounded_staleness_samples_ahead_with_the_previous_weights(ray_local, tmp_path):
+    _run(f"run_dir={tmp_path}", "train.steps=3", "train.max_staleness=1", *SMALL)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][1:]
+    # Step 2's batch was sampled while step 1 trained: one version behind, never more.
+    assert [r["policy_version"] for r in rows] == [0, 0, 1]
+
+
 def test_ray_job_submit_against_a_local_head(tmp_path):
     """ray start --head on 127.0.0.1 (own ports and temp dir), then ray job submit --working-dir ."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}

@@ -10,6 +10,7 @@ def _batch(n: int, version: int = 3) -> RolloutBatch:
         prompts=[f"p{i}" for i in range(n)],
         cond=Conditioning(torch.arange(n * 6.0).view(n, 2, 3), torch.arange(n * 2.0).view(n, 2)),
         latents=torch.randn(n, 4, 2, 2),
+        times=torch.zeros(n),
         groups=torch.arange(n) // 2,
         seeds=torch.arange(n) + 100,
         rewards=torch.arange(n, dtype=torch.float32),
@@ -40,4 +41,4 @@ def test_uneven_split_and_ragged_rows_are_errors():
         _batch(8).chunk(3)
     good = _batch(4)
     with pytest.raises(ValueError, match="rows"):
-        RolloutBatch(good.prompts, good.cond, good.latents[:3], good.groups, good.seeds, good.rewards, good.reward_terms, 0)
+        RolloutBatch(good.prompts, good.cond, good.latents[:3], good.times, good.groups, good.seeds, good.rewards, good.reward_terms, 0)

@@ -56,3 +56,59 @@ def test_weights_of_another_finetune_mode_are_refused():
     full = {n: p.detach() for n, p in _worker().model.transformer.named_parameters()}
     with pytest.raises(ValueError, match="same model and finetune config"):
         worker.load_weights(full, version=1)
+
+
+@pytest.fixture
+def value_export(tmp_path):
+    """A stitched value (at its stage-1 fit) for exactly the worker's base model and reward."""
+    from diffusion.model_config import build_flow_model
+    from tests.tiny_models import stitched_from_fit
+    from value.reward_config import build_reward_model
+    from value.stitched import save_stitched
+
+    backbone = build_flow_model(ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8))
+    reward = build_reward_model(RewardConfig(kind="random_tiny_clip"))
+    g = torch.Generator().manual_seed(0)
+    value = stitched_from_fit(backbone, reward, [torch.rand(6, 3, 16, 16, generator=g) for _ in range(2)], max_j=1)
+    save_stitched(value, tmp_path / "value", {"backbone": "random_tiny", "reward": "random_tiny_clip"})
+    return tmp_path / "value"
+
+
+def _partial_worker(value_path):
+    return RolloutWorker(
+        ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8),
+        {"clip": RewardTermConfig(model=RewardConfig(kind="random_tiny_clip"))},
+        FinetuneConfig(),
+        RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4), horizon="1-2", value_path=str(value_path)),
+        height=16, width=16,
+    )
+
+
+def test_partial_rollouts_stop_at_their_step_and_are_scored_by_the_frozen_value(value_export):
+    worker = _partial_worker(value_export)
+    prompts, seeds, stops = ["a red seven"] * 2 + ["two blue threes"] * 2, [5, 6, 7, 8], [1, 1, 2, 2]
+    batch = worker.sample(prompts, [0, 0, 1, 1], seeds, stops)
+    times = worker.model.schedule(4, 8, 8)
+    torch.testing.assert_close(batch.times, times[torch.tensor(stops)].float())
+    # Row 0 is the prefix of its own full trajectory: the same latent a full sampler reaches after 1 step.
+    from diffusion.sampling import sample
+
+    cond = worker.model.encode_prompt(prompts[:1])
+    with torch.no_grad():
+        prefix = sample(worker.model, cond, times=times, seeds=[5], latent_shape=(4, 8, 8), config=SamplerConfig(num_steps=4), stop=1).final
+        torch.testing.assert_close(batch.latents[:1], prefix)
+        expected = worker.value(batch.latents, batch.times, prompts)
+    torch.testing.assert_close(batch.rewards, expected)
+    # New policy weights move the samples, never the value's backbone.
+    worker.load_weights({n: p.detach() + 0.05 for n, p in worker.model.transformer.named_parameters()}, version=1)
+    with torch.no_grad():
+        torch.testing.assert_close(worker.value(batch.latents, batch.times, prompts), expected)
+
+
+def test_partial_horizons_need_a_value_and_stops_inside_the_schedule():
+    with pytest.raises(ValueError, match="rollout.value_path"):
+        RolloutConfig(horizon="2-3")
+    with pytest.raises(ValueError, match="stops must lie in 1..9"):
+        RolloutConfig(horizon="5-10", value_path="/v")
+    with pytest.raises(ValueError, match="is not 'full'"):
+        RolloutConfig(horizon="late", value_path="/v")
