@@ -1,6 +1,6 @@
 """Collect the runs of a rollout-horizon sweep into one table and one plot.
 
-    python launch/nft.py -m rollout.horizon=full,3-5,5-7      # a Hydra multirun: runs/nft_sweep/<time>/<horizon>/
+    python launch/nft.py -m rollout.horizon=full,4-5,5-7,7-9  # a Hydra multirun: runs/nft_sweep/<time>/<horizon>/
     python launch/nft_report.py runs/nft_sweep/<time>         # -> horizons.md, horizons.json, horizons.png there
 
 Per run: horizon, final and base verifier score and reward, wall seconds, rollout seconds per sample,

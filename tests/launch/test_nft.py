@@ -84,6 +84,15 @@ def test_bounded_staleness_samples_ahead_with_the_previous_weights(ray_local, tm
     assert [r["policy_version"] for r in rows] == [0, 0, 1]
 
 
+def test_value_mode_scores_partial_rollouts_with_the_committed_value(ray_local, tmp_path):
+    summary = _run(f"run_dir={tmp_path}", "train.steps=2", "rollout.horizon=2-3", *SMALL)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][1:]
+    times = [0.602, 0.009]  # the 4-step shifted schedule's times after steps 2 and 3
+    assert all(min(times) - 1e-3 <= r["stop_time"] <= max(times) + 1e-3 for r in rows)
+    assert all("reward/value" in r for r in rows)
+    assert summary["final_prompt_acc"] is not None  # evaluation still samples fully and uses the verifier
+
+
 def test_ray_job_submit_against_a_local_head(tmp_path):
     """ray start --head on 127.0.0.1 (own ports and temp dir), then ray job submit --working-dir ."""
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "HF_HUB_OFFLINE": "1"}
