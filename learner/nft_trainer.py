@@ -7,7 +7,9 @@ With train.max_staleness = k, up to k further batches are sampled while the lear
 
 Everything random derives from (seed, step): the prompts of a step, the rollout seeds, and the
 learners' timesteps and noise. A checkpoint therefore needs only weights, optimizer state and the
-step, and a resumed synchronous run repeats the uninterrupted one exactly (same seed, CPU).
+step, and a resumed synchronous run repeats the uninterrupted one exactly (same seed, CPU). With
+max_staleness > 0 the batches in flight at the checkpoint are resampled with the restored weights, so
+the resumed run is equivalent in distribution but not bit-identical.
 """
 
 import json
