@@ -76,10 +76,12 @@ def connect(cfg: NFTJobConfig) -> None:
     if ray.is_initialized():
         return
     env = {"env_vars": {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}}
+    # Actors' output stays in Ray's session logs (/tmp/ray/session_latest/logs): forwarded, it arrives
+    # late and would follow the summary line. Their exceptions still reach the driver with tracebacks.
     if cfg.cluster.address or os.environ.get("RAY_ADDRESS"):
-        ray.init(address=cfg.cluster.address or None)
+        ray.init(address=cfg.cluster.address or None, log_to_driver=False)
     else:
-        ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, runtime_env=env)
+        ray.init(num_cpus=cfg.cluster.num_cpus, include_dashboard=False, runtime_env=env, log_to_driver=False)
 
 
 def run(raw: DictConfig, overrides: list[str]) -> dict:
