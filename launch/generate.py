@@ -23,6 +23,7 @@ from diffusion.image_grid import save_grid  # noqa: E402
 from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import GenerateJobConfig, register_schemas  # noqa: E402
 from launch.prompt_file import read_prompt_file  # noqa: E402
+from launch.run_dir import start_run_dir  # noqa: E402
 from rollout.generation import expand_prompts, generate_and_score  # noqa: E402
 from value.reward_config import build_reward_model  # noqa: E402
 
@@ -36,9 +37,7 @@ def read_prompts(cfg: GenerateJobConfig) -> list[str]:
 @hydra.main(config_path="../configs", config_name="generate", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg: GenerateJobConfig = OmegaConf.to_object(raw)
-    run_dir = Path(cfg.run_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))
+    run_dir = start_run_dir(cfg.run_dir, raw)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     model = build_flow_model(cfg.model).to(device)

@@ -24,8 +24,10 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from launch.config_schema import register_schemas  # noqa: E402
 from launch.prompt_file import read_prompt_file  # noqa: E402
+from launch.run_dir import start_run_dir  # noqa: E402
 from learner.nft_config import NFTJobConfig  # noqa: E402
-from learner.nft_trainer import NFTTrainer, latest_checkpoint  # noqa: E402
+from diffusion.atomic_folder import latest_checkpoint  # noqa: E402
+from learner.nft_trainer import CHECKPOINTS, NFTTrainer  # noqa: E402
 
 register_schemas()
 
@@ -55,11 +57,11 @@ def check_inputs(cfg: NFTJobConfig) -> tuple[list[str], list[str], object]:
             raise FileNotFoundError(f"rewards.{name}.model.path={term.model.path!r} does not exist")
     if cfg.model.init == "pretrained" and cfg.model.path.startswith(("/", ".", "~")) and not Path(cfg.model.path).expanduser().exists():
         raise FileNotFoundError(f"model.path={cfg.model.path!r} does not exist")
-    from world.prompts import FAMILIES, eval_prompts, training_prompts
+    from world.prompts import all_eval_prompts, training_prompts
 
     p = cfg.prompts
     train = read_prompt_file(p.train_file) if p.train_file else training_prompts(p.num_train, cfg.seed, p.eval_per_family)
-    evals = read_prompt_file(p.eval_file) if p.eval_file else [q for f in FAMILIES for q in eval_prompts(f, p.eval_per_family)]
+    evals = read_prompt_file(p.eval_file) if p.eval_file else all_eval_prompts(p.eval_per_family)
     verifier = None
     if cfg.eval.verifier:
         if not Path(cfg.eval.verifier).is_dir():
@@ -90,13 +92,12 @@ def run(raw: DictConfig, overrides: list[str]) -> dict:
         raw = resumed_config(raw, overrides)
     cfg: NFTJobConfig = OmegaConf.to_object(raw)  # every field validated here
     run_dir = Path(cfg.run_dir).expanduser().resolve()  # absolute: a submitted job runs from a temporary copy
-    checkpoint = latest_checkpoint(run_dir) if cfg.resume else None
+    checkpoint = latest_checkpoint(run_dir / CHECKPOINTS) if cfg.resume else None
     if cfg.resume and checkpoint is None:
         raise FileNotFoundError(f"resume={cfg.resume!r} holds no complete checkpoint under checkpoints/")
     train_prompts, eval_prompts, verifier = check_inputs(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     if not cfg.resume:
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))
+        start_run_dir(str(run_dir), raw)
     connect(cfg)
     trainer = NFTTrainer(cfg, run_dir, train_prompts, eval_prompts, verifier)
     try:

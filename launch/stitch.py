@@ -23,6 +23,7 @@ from diffusion.device import resolve_device  # noqa: E402
 from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import StitchJobConfig, register_schemas  # noqa: E402
 from launch.prompt_file import read_prompt_file  # noqa: E402
+from launch.run_dir import start_run_dir  # noqa: E402
 from stitching.pipeline import run_stitch  # noqa: E402
 from value.reward_config import build_reward_model  # noqa: E402
 
@@ -32,17 +33,15 @@ register_schemas()
 def calibration_prompts(cfg: StitchJobConfig) -> list[str]:
     if cfg.prompt_file:
         return read_prompt_file(cfg.prompt_file)
-    from world.prompts import FAMILIES, eval_prompts
+    from world.prompts import all_eval_prompts
 
-    return [p for f in FAMILIES for p in eval_prompts(f, 8)]
+    return all_eval_prompts(8)
 
 
 @hydra.main(config_path="../configs", config_name="stitch", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg: StitchJobConfig = OmegaConf.to_object(raw)
-    run_dir = Path(cfg.run_dir).resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(raw, resolve=True))
+    run_dir = start_run_dir(cfg.run_dir, raw)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     backbone = build_flow_model(cfg.model).to(device)

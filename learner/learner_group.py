@@ -38,16 +38,19 @@ class LearnerGroup:
         stats = ray.get([a.train_step.remote(s, rs, step) for a, s, rs in zip(self.actors, shards, r_shards, strict=True)])
         return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
 
-    def publish(self) -> "ray.ObjectRef":
-        """The old policy's weights as one object in the store (rank 0's; every rank takes part)."""
-        refs = [a.publish.remote() for a in self.actors]
+    def _from_rank0(self, method: str) -> "ray.ObjectRef":
+        """Rank 0's result left in the object store (for the workers to read); every rank takes part."""
+        refs = [getattr(a, method).remote() for a in self.actors]
         ray.get(refs[1:])
         return refs[0]
 
+    def publish(self) -> "ray.ObjectRef":
+        """The old policy's weights as one object in the store."""
+        return self._from_rank0("publish")
+
     def eval_weights(self) -> "ray.ObjectRef":
-        refs = [a.eval_weights.remote() for a in self.actors]
-        ray.get(refs[1:])
-        return refs[0]
+        """The evaluation EMA's weights as one object in the store."""
+        return self._from_rank0("eval_weights")
 
     def policy_weights(self) -> dict[str, torch.Tensor]:
         return ray.get(self.actors[0].policy_weights.remote())

@@ -99,6 +99,10 @@ def row_generator(seed: int, step: int, row_seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, row_seed]).generate_state(1)[0]))
 
 
+def _on_cpu(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {n: w.detach().cpu().clone() for n, w in weights.items()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("", 0))
@@ -139,8 +143,7 @@ class NFTLearner:
         make_trainable(model, s.finetune)
         model.train()
         self.field = VelocityField(model).to(s.device)
-        self.names = list(trainable_weights(model))
-        params = [p for p in trainable_weights(model).values()]
+        params = list(trainable_weights(model).values())
         gas = s.rows_per_step // (self.world_size * self.cfg.micro_batch) * self.cfg.train_timesteps
         ds_config = {
             "train_micro_batch_size_per_gpu": self.cfg.micro_batch,
@@ -180,13 +183,13 @@ class NFTLearner:
     def publish(self) -> dict[str, torch.Tensor] | None:
         """The old policy (what rollouts sample with), on rank 0; other ranks return None. The group
         calls it on every rank, as a gather of partitioned weights would need (OpenRLHF's ZeRO-3 trap)."""
-        return {n: w.detach().cpu().clone() for n, w in self.old.items()} if self.rank == 0 else None
+        return _on_cpu(self.old) if self.rank == 0 else None
 
     def eval_weights(self) -> dict[str, torch.Tensor] | None:
-        return {n: w.detach().cpu().clone() for n, w in self.ema.items()} if self.rank == 0 else None
+        return _on_cpu(self.ema) if self.rank == 0 else None
 
     def policy_weights(self) -> dict[str, torch.Tensor]:
-        return {n: p.detach().cpu().clone() for n, p in self._trainable().items()}
+        return _on_cpu(self._trainable())
 
     # ---- one optimizer step ----------------------------------------------------------------
     def _noise(self, shard: RolloutBatch, step: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -13,17 +13,15 @@ the resumed run is equivalent in distribution but not bit-identical.
 """
 
 import json
-import shutil
 import time
 from collections import deque
 from pathlib import Path
 
 import numpy as np
 import ray
-import torch
 from tqdm import tqdm
 
-from diffusion.atomic_folder import write_folder_atomically
+from diffusion.atomic_folder import read_checkpoint_state, write_checkpoint
 from diffusion.image_grid import save_grid
 from learner.learner_group import LearnerGroup
 from learner.nft_config import NFTJobConfig
@@ -32,8 +30,7 @@ from learner.nft_loss import optimality_probability
 from learner.run_log import RunLog, plot_curves
 from rollout.worker_group import RolloutWorkerGroup
 
-KEEP_CHECKPOINTS = 2
-_DONE = "state.json"  # written last: a checkpoint folder without it is incomplete
+CHECKPOINTS = "checkpoints"  # under the run directory
 
 
 def prompts_for_step(prompts: list[str], step: int, per_step: int, seed: int) -> list[str]:
@@ -44,12 +41,6 @@ def prompts_for_step(prompts: list[str], step: int, per_step: int, seed: int) ->
         order = np.random.default_rng([seed, i // n]).permutation(n)
         out.append(prompts[order[i % n]])
     return out
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    folder = run_dir / "checkpoints"
-    found = [p for p in folder.glob("step_*") if (p / _DONE).is_file()] if folder.is_dir() else []
-    return max(found, key=lambda p: int(p.name.split("_")[1])) if found else None
 
 
 class NFTTrainer:
@@ -107,20 +98,12 @@ class NFTTrainer:
 
     # ---- checkpoints -----------------------------------------------------------------------
     def save_checkpoint(self, wall: float) -> Path:
-        def write(tmp: Path) -> None:
-            self.learners.save(str(tmp))
-            state = {"step": self.step, "policy_version": self.step, "wall_seconds": wall,
-                     "prompts_consumed": self.step * self.cfg.train.prompts_per_step}
-            (tmp / _DONE).write_text(json.dumps(state, indent=2))
-
-        folder = write_folder_atomically(self.run_dir / "checkpoints" / f"step_{self.step:06d}", write)
-        done = sorted((p for p in folder.parent.glob("step_*") if (p / _DONE).is_file()), key=lambda p: p.name)
-        for old in done[:-KEEP_CHECKPOINTS]:
-            shutil.rmtree(old, ignore_errors=True)
-        return folder
+        state = {"step": self.step, "policy_version": self.step, "wall_seconds": wall,
+                 "prompts_consumed": self.step * self.cfg.train.prompts_per_step}
+        return write_checkpoint(self.run_dir / CHECKPOINTS, self.step, lambda tmp: self.learners.save(str(tmp)), state)
 
     def restore(self, checkpoint: Path) -> None:
-        state = json.loads((checkpoint / _DONE).read_text())
+        state = read_checkpoint_state(checkpoint)
         self.learners.load(str(checkpoint))
         self.step, self.wall_offset = int(state["step"]), float(state["wall_seconds"])
         self.log.truncate_after(self.step)

@@ -3,31 +3,15 @@ optimiser's tensors (safetensors) and the step and schedule (JSON). Each is writ
 folder and renamed into place, so a crash never leaves a half-written checkpoint that looks complete;
 the two newest are kept."""
 
-import json
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from diffusion.atomic_folder import write_folder_atomically
-
-KEEP = 2
-_DONE = "state.json"  # written last: a folder without it is not a checkpoint
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    found = [p for p in folder.glob("step_*") if p.is_dir() and (p / _DONE).is_file()] if folder.is_dir() else []
-    return sorted(found, key=lambda p: int(p.name.split("_")[1]))
-
-
-def latest_checkpoint(folder: str | Path) -> Path | None:
-    found = _checkpoints(Path(folder))
-    return found[-1] if found else None
+from diffusion.atomic_folder import read_checkpoint_state, write_checkpoint
 
 
 def save_training_state(folder: str | Path, step: int, model: torch.nn.Module, opt, sched) -> Path:
-    folder = Path(folder)
     state = opt.state_dict()
     tensors, scalars = {}, {}
     for idx, per_param in state["state"].items():
@@ -43,20 +27,14 @@ def save_training_state(folder: str | Path, step: int, model: torch.nn.Module, o
     def write(tmp: Path) -> None:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         save_file(tensors, str(tmp / "optimizer.safetensors"))
-        (tmp / _DONE).write_text(json.dumps(meta))
 
-    final = write_folder_atomically(folder / f"step_{step:06d}", write)
-    for old in _checkpoints(folder)[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
+    return write_checkpoint(folder, step, write, meta)
 
 
 def load_training_state(path: str | Path, model: torch.nn.Module, opt, sched) -> int:
     """Restore model, optimiser and schedule from a checkpoint folder; returns its step."""
     path = Path(path)
-    if not (path / _DONE).is_file():
-        raise FileNotFoundError(f"{str(path)!r} is not a complete checkpoint (no {_DONE}); delete it and resume")
-    meta = json.loads((path / _DONE).read_text())
+    meta = read_checkpoint_state(path)
     mismatch = (
         f"checkpoint {str(path)!r} does not fit this value model: it was trained with another stitch point "
         "or reward; point the run at a fresh directory"

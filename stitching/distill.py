@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stitching.checkpoint import latest_checkpoint, load_training_state, save_training_state
+from diffusion.atomic_folder import latest_checkpoint
+from stitching.checkpoint import load_training_state, save_training_state
 from value.aesthetic import AestheticScore
 from value.reward_model import RewardModel
 from value.stitched import StitchedValue

@@ -24,7 +24,7 @@ from value.tiny import save_open_clip_dir
 from world import clip as world_clip
 from world import cost, generator, vae as world_vae, verifier as world_verifier
 from world.artifacts import check_component, write_component, write_json_atomic
-from world.prompts import FAMILIES, eval_prompts, held_out
+from world.prompts import FAMILIES, all_eval_prompts, all_held_out, eval_prompts
 from world.scenes import DigitBank
 
 
@@ -67,10 +67,6 @@ def _recipes(cfg: WorldConfig) -> dict[str, dict]:
 DEPENDS_ON = {"preference": "clip", "generator": "vae"}
 
 
-def _held_out(cfg: WorldConfig) -> frozenset[str]:
-    return frozenset().union(*(held_out(f, cfg.eval_prompts_per_family) for f in FAMILIES))
-
-
 def _train(name: str, cfg: WorldConfig, bank: DigitBank, root: Path, bar):
     """Train component `name`; returns the function that writes it into a folder."""
     seed = cfg.seed
@@ -82,11 +78,11 @@ def _train(name: str, cfg: WorldConfig, bank: DigitBank, root: Path, bar):
             vae = world_vae.train_vae(bank, seed=seed, steps=cfg.vae_steps, progress=bar)
             return lambda d: vae.save_pretrained(d)
         case "clip":
-            model = world_clip.train_clip(bank, seed=seed, steps=cfg.clip_steps, exclude=_held_out(cfg), progress=bar)
+            model = world_clip.train_clip(bank, seed=seed, steps=cfg.clip_steps, exclude=all_held_out(cfg.eval_prompts_per_family), progress=bar)
             return lambda d: save_open_clip_dir(model, world_clip.CLIP_CONFIG, str(d))
         case "preference":
             base = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "clip"))).text.model
-            model = world_clip.train_preference(base, bank, seed=seed, steps=cfg.preference_steps, exclude=_held_out(cfg), progress=bar)
+            model = world_clip.train_preference(base, bank, seed=seed, steps=cfg.preference_steps, exclude=all_held_out(cfg.eval_prompts_per_family), progress=bar)
             return lambda d: save_open_clip_dir(model, world_clip.CLIP_CONFIG, str(d))
         case "generator":
             vae = AutoencoderKL.from_pretrained(root / "vae").eval()
@@ -94,7 +90,7 @@ def _train(name: str, cfg: WorldConfig, bank: DigitBank, root: Path, bar):
             pipeline = generator.new_pipeline(vae, seed=seed)
             pipeline = generator.train_generator(
                 pipeline, bank, seed=seed, steps=cfg.generator_steps, num_scenes=cfg.generator_scenes,
-                exclude=_held_out(cfg), progress=bar,
+                exclude=all_held_out(cfg.eval_prompts_per_family), progress=bar,
             )
             return lambda d: pipeline.save_pretrained(d)
     raise ValueError(name)
@@ -158,7 +154,7 @@ def measure_gates(cfg: WorldConfig, model, clip_reward, pref_reward, verifier) -
         "pref_pairwise_acc": world_clip.pairwise_acc(pref_reward, bank, "test", 500, seed=cfg.seed + 3),
         "verifier_acc": world_verifier.cell_accuracy(verifier, bank, "test", 500, seed=cfg.seed + 4),
     }
-    prompts = [p for f in FAMILIES for p in eval_prompts(f, cfg.eval_prompts_per_family)]
+    prompts = all_eval_prompts(cfg.eval_prompts_per_family)
     for tag, scale in (("cfg1", 1.0), ("cfg", cfg.cfg_scale)):
         report = _prompt_acc(model, clip_reward, verifier, prompts, cfg, scale, root / "grids", tag)
         gates[f"base_prompt_acc_{tag}"] = report.pop("prompt_acc")

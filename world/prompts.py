@@ -166,9 +166,19 @@ def held_out(family: str, n: int) -> set[str]:
     return set(eval_prompts(family, n)) if family in ("two_object", "position", "color_attr") else set()
 
 
+def all_eval_prompts(n: int) -> list[str]:
+    """The evaluation set of every family, n prompts each, family by family."""
+    return [p for f in FAMILIES for p in eval_prompts(f, n)]
+
+
+def all_held_out(n: int) -> frozenset[str]:
+    """The held-out prompts of every family's n-prompt evaluation set: never a training caption."""
+    return frozenset().union(*(held_out(f, n) for f in FAMILIES))
+
+
 def training_prompts(n: int, seed: int = 0, eval_per_family: int = 16) -> list[str]:
     """n distinct RL training prompts, families uniform, never one of the held-out evaluation prompts."""
-    excluded = set().union(*(held_out(f, eval_per_family) for f in FAMILIES))
+    excluded = all_held_out(eval_per_family)
     rng = np.random.default_rng([seed, 77])
     prompts: list[str] = []
     seen: set[str] = set()

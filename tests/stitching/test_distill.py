@@ -4,7 +4,7 @@ they were, and a run resumed from a checkpoint ends where an uninterrupted one d
 import pytest
 import torch
 
-from stitching.checkpoint import latest_checkpoint
+from diffusion.atomic_folder import latest_checkpoint
 from stitching.distill import DistillConfig, distill, distill_loss
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
 from value.stitched import BackboneFeatures, StitchedValue, StitchLayer

@@ -9,7 +9,7 @@ from diffusion.sd3 import SD3FlowModel
 from diffusion.tiny import tiny_sd3_pipeline
 from stitching.search import backbone_taps, search_stitch_point
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
-from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, StitchLayer, load_stitched, save_stitched
+from value.stitched import LatentFeatures, StitchedValue, StitchLayer, load_stitched, save_stitched
 
 PROMPTS = ["a red seven", "two blue threes"]
 
