@@ -70,11 +70,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--t", type=float, default=0.6)
+    parser.add_argument("--reward", default="clip", help="the tiny world reward the value was built for: clip or preference")
     args = parser.parse_args()
     torch.manual_seed(0)
     root = world_dir()
     backbone = build_flow_model(ModelConfig(family="sd3", path=str(root / "generator"), max_sequence_length=1))
-    reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "clip")))
+    reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / args.reward)))
     if args.value:
         stitched = load_stitched(args.value, backbone, reward)
     else:

@@ -11,6 +11,7 @@ from omegaconf import MISSING, OmegaConf
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from learner.nft_config import NFTJobConfig
+from rollout.steering import SteerConfig
 from stitching.images import ImageSourceConfig
 from stitching.pipeline import ReportConfig, StitchConfig
 from value.reward_config import RewardConfig
@@ -84,6 +85,47 @@ class StitchJobConfig:
     run_dir: str = "runs/stitch"
 
 
+@dataclass(kw_only=True)
+class SteerJobConfig:
+    """launch/steer.py: steer sampling toward `reward` with a value model, score, write a run dir.
+
+    value_path: the stitched value (python launch/stitch.py) for `model` x `reward`; needed when
+    steer.value is "stitched" and the method uses a value. verifier: the tiny world's verifier folder
+    ("" skips the GenEval-like score). prompt_file: one prompt per line; when set it replaces `prompts`.
+    Prompt p's sample i gets seed `seed + p * samples_per_prompt + i`.
+    """
+
+    model: ModelConfig = MISSING
+    reward: RewardConfig = MISSING
+    steer: SteerConfig = field(default_factory=SteerConfig)
+    value_path: str = ""
+    verifier: str = ""
+    prompts: list[str] = field(
+        default_factory=lambda: ["a red one and a magenta eight", "four ones", "a one right of a three", "a cyan one"]
+    )
+    prompt_file: str = ""
+    samples_per_prompt: int = 4
+    batch_size: int = 16
+    height: int = 32
+    width: int = 32
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str = "runs/steer"
+
+    def __post_init__(self):
+        if self.samples_per_prompt < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"samples_per_prompt={self.samples_per_prompt} and batch_size={self.batch_size} must be at least 1"
+            )
+        if not self.prompts and not self.prompt_file:
+            raise ValueError("no prompts: set prompts=[...] or prompt_file=<a file with one prompt per line>")
+        if self.steer.needs_value and self.steer.value == "stitched" and not self.value_path:
+            raise ValueError(
+                f"steer.method={self.steer.method!r} with steer.value=stitched needs value_path: the value/ folder "
+                "python launch/stitch.py exports (or steer.value=tweedie)"
+            )
+
+
 def register_schemas() -> None:
     """The schemas, and the ${world:<component>} and ${repo:<path>} resolvers the presets use for paths."""
     if not OmegaConf.has_resolver("world"):
@@ -95,3 +137,4 @@ def register_schemas() -> None:
     cs.store(name="world_schema", node=WorldJobConfig)
     cs.store(name="stitch_schema", node=StitchJobConfig)
     cs.store(name="nft_schema", node=NFTJobConfig)
+    cs.store(name="steer_schema", node=SteerJobConfig)

@@ -33,9 +33,15 @@ class _FromBaseModel(ValueModel):
 class TweedieValue(_FromBaseModel):
     """r(D(z_t - t u(z_t))) with the sampler's guided velocity (cfg_scale as the rollouts use)."""
 
+    reads_velocity = True
+
     def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         cond, null = self._conditions(prompts)
-        u = guided_velocity(self.model, z, t, cond, null, self.cfg_scale)
+        return self.from_velocity(z, t, prompts, guided_velocity(self.model, z, t, cond, null, self.cfg_scale))
+
+    def from_velocity(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str], u: torch.Tensor) -> torch.Tensor:
+        """The value given the velocity u(z_t) a sampler already computed (its own step's, so guidance and
+        FK potentials cost no second denoiser pass); differentiable through u if u carries a graph."""
         z0 = z - t.view(-1, 1, 1, 1).to(z.dtype) * u
         return self.reward(self.model.decode(z0), prompts)
 
