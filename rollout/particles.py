@@ -102,6 +102,20 @@ def resample(log_weights: torch.Tensor, generators: list[torch.Generator], adapt
     return ancestors
 
 
+def propose(
+    z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, value: ValueModel, prompts: list[str],
+    generators: list[torch.Generator], sampler: SamplerConfig, proposals: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """M = `proposals` draws of each row's transition from z (B, C, h, w) at t with velocity u; returns the
+    draw the value ranks highest (B, C, h, w) and all scores (M, B). Draw 0 is the plain step's draw."""
+    M, rows = proposals, z.shape[0]
+    noise = torch.stack([step_noise(generators, tuple(z.shape[1:]), z) for _ in range(M)])  # (M, B, C, h, w)
+    candidates = torch.stack([transition(z, u, t, t_next, noise[m], sampler) for m in range(M)])
+    t_next_batch = torch.full((M * rows,), t_next, device=z.device, dtype=z.dtype)
+    scores = value(candidates.flatten(0, 1), t_next_batch, prompts * M).view(M, rows)
+    return candidates[scores.argmax(0), torch.arange(rows, device=z.device)], scores
+
+
 @torch.no_grad()
 def particle_sample(
     model, value: ValueModel | None, reward: RewardModel, z: torch.Tensor, cond: Conditioning, prompts: list[str], *,
@@ -127,17 +141,11 @@ def particle_sample(
             resamples += int((ancestors != torch.arange(N)).any(-1).sum())
             idx = (ancestors + N * torch.arange(B).unsqueeze(1)).flatten().to(z.device)
             z, u, history = z[idx], u[idx], history[idx]
-        shape = tuple(z.shape[1:])
         if k in proposing:
-            M = fk.proposals
-            noise = torch.stack([step_noise(generators, shape, z) for _ in range(M)])  # (M, rows, ...)
-            candidates = torch.stack([transition(z, u, t, t_next, noise[m], sampler) for m in range(M)])
-            t_next_batch = torch.full((M * rows,), t_next, device=z.device, dtype=z.dtype)
-            scores = value(candidates.flatten(0, 1), t_next_batch, prompts * M).view(M, rows)
-            value_calls += M * rows
-            z = candidates[scores.argmax(0), torch.arange(rows, device=z.device)]
+            z, _ = propose(z, u, t, t_next, value, prompts, generators, sampler, fk.proposals)
+            value_calls += fk.proposals * rows
         else:
-            noise = step_noise(generators, shape, z) if sampler.sde_noise > 0 and t_next > 0 else None
+            noise = step_noise(generators, tuple(z.shape[1:]), z) if sampler.sde_noise > 0 and t_next > 0 else None
             z = transition(z, u, t, t_next, noise, sampler)
     images = model.decode(z)
     rewards = reward(images, prompts).float().view(B, N)
