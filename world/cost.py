@@ -21,7 +21,7 @@ SD35_VAE = dict(
 SD35_TEXT_TOKENS = 77 + 256  # CLIP tokens + T5 tokens
 
 
-def _flops(fn) -> int:
+def count_flops(fn) -> int:
     with FlopCounterMode(display=False) as counter:
         fn()
     return int(counter.get_total_flops())
@@ -33,20 +33,20 @@ def transformer_flops(transformer: SD3Transformer2DModel, latent_hw: int, text_t
     ctx = torch.zeros(1, text_tokens, cfg.joint_attention_dim, device=device)
     pooled = torch.zeros(1, cfg.pooled_projection_dim, device=device)
     t = torch.ones(1, device=device)
-    return _flops(lambda: transformer(hidden_states=z, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=t))
+    return count_flops(lambda: transformer(hidden_states=z, encoder_hidden_states=ctx, pooled_projections=pooled, timestep=t))
 
 
 def vae_decode_flops(vae: AutoencoderKL, latent_hw: int) -> int:
     device = next(vae.parameters()).device
     z = torch.zeros(1, vae.config.latent_channels, latent_hw, latent_hw, device=device)
-    return _flops(lambda: vae.decode(z))
+    return count_flops(lambda: vae.decode(z))
 
 
 def image_tower_flops(clip_model: torch.nn.Module) -> int:
     size = clip_model.visual.image_size
     size = size[0] if isinstance(size, (tuple, list)) else size
     device = next(clip_model.parameters()).device
-    return _flops(lambda: clip_model.visual(torch.zeros(1, 3, size, size, device=device)))
+    return count_flops(lambda: clip_model.visual(torch.zeros(1, 3, size, size, device=device)))
 
 
 def _proportions(backbone: int, vae: int, reward: int) -> dict:

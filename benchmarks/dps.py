@@ -1,0 +1,170 @@
+"""Value-DPS vs Tweedie-DPS: sweep each method's guidance scale, keep each one's best setting by reward,
+then time both (alternating, same prompts and seeds) and measure their peak memory, each in a fresh
+process. Also predicts the ratio for the real configs from FLOP counts of meta-device models.
+
+    python benchmarks/dps.py                                   # the tiny world, CPU (~5 min)
+    python benchmarks/dps.py --per-family 4 --value-scales 8,16 --tweedie-scales 0.4,0.8
+
+Every run goes through launch/steer.py's config (configs/steer.yaml) and code. Memory on CPU is the
+process's peak resident set increase while sampling (launch/peak_memory.py), on a GPU torch.cuda's
+peak allocation. The last line is one JSON object.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import open_clip  # noqa: E402
+import torch  # noqa: E402
+from diffusers import AutoencoderKL, SD3Transformer2DModel  # noqa: E402
+
+from diffusion.device import resolve_device  # noqa: E402
+from launch.steer import build_steerer, steer  # noqa: E402
+from steer_runs import evaluate, job_config  # noqa: E402
+from world.cost import SD35_MEDIUM_TRANSFORMER, SD35_TEXT_TOKENS, SD35_VAE, count_flops  # noqa: E402
+from world.prompts import all_eval_prompts  # noqa: E402
+from world.verifier import load_verifier  # noqa: E402
+
+
+def seconds_per_sample(settings: dict[str, list[str]], prompts: list[str], seeds: list[int], repeats: int) -> dict[str, float]:
+    """Median over `repeats` passes, the methods alternating so that machine noise hits both alike."""
+    steerers = {name: (build_steerer(c, resolve_device(c.device)), c.batch_size) for name, c in
+                ((name, job_config(o)) for name, o in settings.items())}
+    for steerer, _ in steerers.values():
+        steer(steerer, prompts[:1], seeds[:1], 1)  # warm-up: caches and lazily built buffers
+    times: dict[str, list[float]] = {name: [] for name in settings}
+    for _ in range(repeats):
+        for name, (steerer, batch) in steerers.items():
+            out, _ = steer(steerer, prompts, seeds, batch)
+            times[name].append(out.seconds / len(prompts))
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def peak_memory(overrides: list[str], prompts: list[str], seeds: list[int]) -> dict:
+    """Peak memory of sampling one batch, in a fresh process (see launch/peak_memory.py)."""
+    request = json.dumps({"overrides": overrides, "prompts": prompts, "seeds": seeds})
+    out = subprocess.run([sys.executable, __file__, "--peak-memory-of", request], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _peak_memory_child(request: str) -> None:
+    req = json.loads(request)
+    cfg = job_config(req["overrides"])
+    steerer = build_steerer(cfg, resolve_device(cfg.device))
+    steer(steerer, req["prompts"][:1], req["seeds"][:1], 1)  # warm-up: caches and lazily built buffers
+    _, peak = steer(steerer, req["prompts"], req["seeds"], len(req["prompts"]))
+    print(json.dumps({"bytes": peak.bytes, "source": peak.source}))
+
+
+def _grad_flops(module, x: torch.Tensor, **kwargs) -> int:
+    """Forward + backward FLOPs of module(x) w.r.t. its input x only (the weights are frozen)."""
+    def run():
+        with torch.enable_grad():
+            out = module(x.requires_grad_(True), **kwargs)
+            (out.sample if hasattr(out, "sample") else out).sum().backward()
+    return count_flops(run)
+
+
+def real_config_flops(stitch_blocks: int = 4, cfg_scale: float = 4.5) -> dict:
+    """Forward + backward FLOPs of one guided step (batch 1, CFG's two branches) at 1024 px on SD3.5-M,
+    for the CLIP ViT-L/14-336 and HPSv2 (ViT-H-14) rewards, on meta-device models (no weights).
+
+    Tweedie-DPS: both branches, the VAE decoder and the reward tower, forward and backward. Value-DPS:
+    both branches forward without a graph, then the first `stitch_blocks` blocks (the paper's i* = 4 for
+    CLIP-L), the stitch's 1x1 conv and the reward tower, forward and backward. The first-i-blocks pass is a
+    model of the same config with i blocks (its output layer, < 1% of it, included); the tower is counted
+    from its pixel input (its patch embedding, which the stitch replaces, is < 0.1% of it).
+    """
+    with torch.device("meta"):
+        transformer = SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER).requires_grad_(False)
+        head = SD3Transformer2DModel(**{**SD35_MEDIUM_TRANSFORMER, "num_layers": stitch_blocks,
+                                        "dual_attention_layers": tuple(range(min(stitch_blocks, 13)))}).requires_grad_(False)
+        vae = AutoencoderKL(**SD35_VAE).requires_grad_(False)
+        towers = {"clip_vitl14_336": open_clip.model.CLIP(**open_clip.get_model_config("ViT-L-14-336-quickgelu")).visual,
+                  "hpsv2": open_clip.model.CLIP(**open_clip.get_model_config("ViT-H-14")).visual}
+    text = lambda b: dict(  # noqa: E731
+        encoder_hidden_states=torch.zeros(b, SD35_TEXT_TOKENS, transformer.config.joint_attention_dim, device="meta"),
+        pooled_projections=torch.zeros(b, transformer.config.pooled_projection_dim, device="meta"),
+        timestep=torch.ones(b, device="meta"))
+    latent = lambda b: torch.zeros(b, 16, 128, 128, device="meta")  # noqa: E731
+    out = {}
+    for name, tower in towers.items():
+        tower.requires_grad_(False)
+        size = tower.image_size[0] if isinstance(tower.image_size, (tuple, list)) else tower.image_size
+        pixels = torch.zeros(1, 3, size, size, device="meta")
+
+        def tweedie():
+            with torch.enable_grad():
+                x = latent(1).requires_grad_(True)
+                u_cond, u_null = transformer(hidden_states=torch.cat([x, x]), **text(2)).sample.chunk(2)
+                image = vae.decode(x - 0.5 * (u_null + cfg_scale * (u_cond - u_null))).sample
+                tower(torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear")).sum().backward()
+
+        with torch.device("meta"):
+            stitch = torch.nn.Conv2d(transformer.config.caption_projection_dim, tower.conv1.out_channels, 1).requires_grad_(False)
+        value = (count_flops(lambda: transformer(hidden_states=latent(2), **text(2)))
+                 + _grad_flops(head, latent(1), **text(1))
+                 + _grad_flops(stitch, torch.zeros(1, stitch.in_channels, 64, 64, device="meta"))
+                 + _grad_flops(tower, pixels))
+        out[name] = {"tweedie_dps_step_flops": count_flops(tweedie), "value_dps_step_flops": value}
+        out[name]["predicted_speedup"] = out[name]["tweedie_dps_step_flops"] / value
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-family", type=int, default=8, help="evaluation prompts per task family")
+    parser.add_argument("--samples", type=int, default=2, help="samples per prompt")
+    parser.add_argument("--value-scales", default="4,8,16,32,64")
+    parser.add_argument("--tweedie-scales", default="0.2,0.4,0.8,1.6,3.2")
+    parser.add_argument("--repeats", type=int, default=3, help="timing passes of each best setting")
+    parser.add_argument("--peak-memory-of", default="", help=argparse.SUPPRESS)
+    parser.add_argument("overrides", nargs="*", help="configs/steer.yaml overrides, e.g. value_path=...")
+    args = parser.parse_args()
+    if args.peak_memory_of:
+        return _peak_memory_child(args.peak_memory_of)
+    torch.set_num_threads(2)
+    base_cfg = job_config(args.overrides)
+    verifier = load_verifier(base_cfg.verifier)
+    prompts = [p for p in all_eval_prompts(args.per_family) for _ in range(args.samples)]
+    seeds = list(range(len(prompts)))
+    rows = {"plain": evaluate([*args.overrides, "steer.method=plain"], prompts, seeds, verifier)}
+    print(json.dumps({"plain": rows["plain"]}), flush=True)
+    sweeps = {"value_dps": ("stitched", args.value_scales), "tweedie_dps": ("tweedie", args.tweedie_scales)}
+    best = {}
+    for method, (value, scales) in sweeps.items():
+        for scale in [float(s) for s in scales.split(",")]:
+            overrides = [*args.overrides, "steer.method=dps", f"steer.value={value}", f"steer.guidance.scale={scale}"]
+            rows[f"{method}@{scale:g}"] = row = evaluate(overrides, prompts, seeds, verifier)
+            print(json.dumps({f"{method}@{scale:g}": row}), flush=True)
+            if method not in best or row["reward"] > rows[best[method][0]]["reward"]:
+                best[method] = (f"{method}@{scale:g}", overrides)
+    timing = seconds_per_sample({m: o for m, (_, o) in best.items()}, prompts, seeds, args.repeats)
+    batch = prompts[: base_cfg.batch_size]
+    memory = {m: peak_memory(o, batch, seeds[: len(batch)]) for m, (_, o) in best.items()}
+    flops = real_config_flops()
+    v, t = (rows[best[m][0]] for m in ("value_dps", "tweedie_dps"))
+    summary = {
+        "speedup": timing["tweedie_dps"] / timing["value_dps"],
+        "peak_mem_ratio": memory["value_dps"]["bytes"] / memory["tweedie_dps"]["bytes"],
+        "reward_value_dps": v["reward"], "reward_tweedie_dps": t["reward"], "reward_base": rows["plain"]["reward"],
+        "prompt_acc_value_dps": v["prompt_acc"], "prompt_acc_tweedie_dps": t["prompt_acc"],
+        "prompt_acc_base": rows["plain"]["prompt_acc"],
+        "best_setting": {m: name for m, (name, _) in best.items()},
+        "seconds_per_sample": timing, "peak_memory_bytes": {m: x["bytes"] for m, x in memory.items()},
+        "peak_memory_source": memory["value_dps"]["source"],
+        "predicted_speedup_sd35m": flops["clip_vitl14_336"]["predicted_speedup"],
+        "predicted_speedup_sd35m_hpsv2": flops["hpsv2"]["predicted_speedup"],
+        "flops_per_guided_step": flops, "samples": len(prompts), "device": str(resolve_device(base_cfg.device)),
+        "sweep": rows,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
