@@ -70,50 +70,67 @@ def _grad_flops(module, x: torch.Tensor, **kwargs) -> int:
     return count_flops(run)
 
 
-def real_config_flops(stitch_blocks: int = 4, cfg_scale: float = 4.5) -> dict:
-    """Forward + backward FLOPs of one guided step (batch 1, CFG's two branches) at 1024 px on SD3.5-M,
-    for the CLIP ViT-L/14-336 and HPSv2 (ViT-H-14) rewards, on meta-device models (no weights).
+def guided_step_flops(transformer, vae, visual, *, text_tokens: int, stitch_blocks: int, cfg_scale: float) -> dict:
+    """Forward + backward FLOPs of one guided step (one sample, CFG's two branches) of each DPS method,
+    for an SD3 transformer, its VAE and an open_clip image tower (`visual`), at the transformer's sample size.
 
     Tweedie-DPS: both branches, the VAE decoder and the reward tower, forward and backward. Value-DPS:
-    both branches forward without a graph, then the first `stitch_blocks` blocks (the paper's i* = 4 for
-    CLIP-L), the stitch's 1x1 conv and the reward tower, forward and backward. The first-i-blocks pass is a
-    model of the same config with i blocks (its output layer, < 1% of it, included); the tower is counted
-    from its pixel input (its patch embedding, which the stitch replaces, is < 0.1% of it).
+    both branches forward without a graph, then the first `stitch_blocks` blocks, the stitch's 1x1 conv and
+    the reward tower, forward and backward. The first-i-blocks pass is a model of the same config with i
+    blocks (its output layer, < 1% of it, included); the tower is counted from its pixel input (its patch
+    embedding, which the stitch replaces, is < 0.1% of it). Backward passes compute input gradients only.
     """
+    tc = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
+    with torch.device("meta"):
+        head = SD3Transformer2DModel(**{**tc, "num_layers": stitch_blocks, "dual_attention_layers":
+                                        tuple(k for k in tc["dual_attention_layers"] if k < stitch_blocks)}).requires_grad_(False)
+        stitch = torch.nn.Conv2d(tc["num_attention_heads"] * tc["attention_head_dim"], visual.conv1.out_channels, 1).requires_grad_(False)
+    device = next(transformer.parameters()).device
+    hw, grid = tc["sample_size"], tc["sample_size"] // tc["patch_size"]
+    size = visual.image_size[0] if isinstance(visual.image_size, (tuple, list)) else visual.image_size
+
+    def text(b, dev):
+        return dict(encoder_hidden_states=torch.zeros(b, text_tokens, tc["joint_attention_dim"], device=dev),
+                    pooled_projections=torch.zeros(b, tc["pooled_projection_dim"], device=dev), timestep=torch.ones(b, device=dev))
+
+    def latent(b, dev):
+        return torch.zeros(b, tc["in_channels"], hw, hw, device=dev)
+
+    def tweedie():
+        with torch.enable_grad():
+            x = latent(1, device).requires_grad_(True)
+            u_cond, u_null = transformer(hidden_states=torch.cat([x, x]), **text(2, device)).sample.chunk(2)
+            image = vae.decode(x - 0.5 * (u_null + cfg_scale * (u_cond - u_null))).sample
+            visual(torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear")).sum().backward()
+
+    with torch.no_grad():
+        forward = count_flops(lambda: transformer(hidden_states=latent(2, device), **text(2, device)))
+    value = (forward + _grad_flops(head, latent(1, "meta"), **text(1, "meta"))
+             + _grad_flops(stitch, torch.zeros(1, stitch.in_channels, grid, grid, device="meta"))
+             + _grad_flops(visual, torch.zeros(1, 3, size, size, device=device)))
+    flops = {"tweedie_dps_step_flops": count_flops(tweedie), "value_dps_step_flops": value}
+    return {**flops, "predicted_speedup": flops["tweedie_dps_step_flops"] / value}
+
+
+def real_config_flops(stitch_blocks: int = 4, cfg_scale: float = 4.5) -> dict:
+    """`guided_step_flops` for SD3.5-M at 1024 px with CLIP ViT-L/14-336 and HPSv2 (ViT-H-14), on
+    meta-device models built from the published configs (no weights); i* = 4 is the paper's for CLIP-L."""
     with torch.device("meta"):
         transformer = SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER).requires_grad_(False)
-        head = SD3Transformer2DModel(**{**SD35_MEDIUM_TRANSFORMER, "num_layers": stitch_blocks,
-                                        "dual_attention_layers": tuple(range(min(stitch_blocks, 13)))}).requires_grad_(False)
         vae = AutoencoderKL(**SD35_VAE).requires_grad_(False)
         towers = {"clip_vitl14_336": open_clip.model.CLIP(**open_clip.get_model_config("ViT-L-14-336-quickgelu")).visual,
                   "hpsv2": open_clip.model.CLIP(**open_clip.get_model_config("ViT-H-14")).visual}
-    text = lambda b: dict(  # noqa: E731
-        encoder_hidden_states=torch.zeros(b, SD35_TEXT_TOKENS, transformer.config.joint_attention_dim, device="meta"),
-        pooled_projections=torch.zeros(b, transformer.config.pooled_projection_dim, device="meta"),
-        timestep=torch.ones(b, device="meta"))
-    latent = lambda b: torch.zeros(b, 16, 128, 128, device="meta")  # noqa: E731
-    out = {}
-    for name, tower in towers.items():
-        tower.requires_grad_(False)
-        size = tower.image_size[0] if isinstance(tower.image_size, (tuple, list)) else tower.image_size
-        pixels = torch.zeros(1, 3, size, size, device="meta")
+    return {name: guided_step_flops(transformer, vae, tower.requires_grad_(False), text_tokens=SD35_TEXT_TOKENS,
+                                    stitch_blocks=stitch_blocks, cfg_scale=cfg_scale) for name, tower in towers.items()}
 
-        def tweedie():
-            with torch.enable_grad():
-                x = latent(1).requires_grad_(True)
-                u_cond, u_null = transformer(hidden_states=torch.cat([x, x]), **text(2)).sample.chunk(2)
-                image = vae.decode(x - 0.5 * (u_null + cfg_scale * (u_cond - u_null))).sample
-                tower(torch.nn.functional.interpolate(image, size=(size, size), mode="bilinear")).sum().backward()
 
-        with torch.device("meta"):
-            stitch = torch.nn.Conv2d(transformer.config.caption_projection_dim, tower.conv1.out_channels, 1).requires_grad_(False)
-        value = (count_flops(lambda: transformer(hidden_states=latent(2), **text(2)))
-                 + _grad_flops(head, latent(1), **text(1))
-                 + _grad_flops(stitch, torch.zeros(1, stitch.in_channels, 64, 64, device="meta"))
-                 + _grad_flops(tower, pixels))
-        out[name] = {"tweedie_dps_step_flops": count_flops(tweedie), "value_dps_step_flops": value}
-        out[name]["predicted_speedup"] = out[name]["tweedie_dps_step_flops"] / value
-    return out
+def this_world_flops(overrides: list[str]) -> dict:
+    """`guided_step_flops` on the configured models themselves, cut where the configured value is."""
+    cfg = job_config(overrides)
+    steerer = build_steerer(cfg, resolve_device(cfg.device))
+    text_tokens = steerer.conditions([""])[0].prompt_embeds.shape[1]
+    return guided_step_flops(steerer.model.transformer, steerer.model.vae, steerer.reward.tower.visual,
+                             text_tokens=text_tokens, stitch_blocks=steerer.value.i, cfg_scale=cfg.steer.sampler.cfg_scale)
 
 
 def main() -> None:
@@ -148,6 +165,7 @@ def main() -> None:
     batch = prompts[: base_cfg.batch_size]
     memory = {m: peak_memory(o, batch, seeds[: len(batch)]) for m, (_, o) in best.items()}
     flops = real_config_flops()
+    tiny_flops = this_world_flops(best["value_dps"][1])
     v, t = (rows[best[m][0]] for m in ("value_dps", "tweedie_dps"))
     summary = {
         "speedup": timing["tweedie_dps"] / timing["value_dps"],
@@ -160,7 +178,8 @@ def main() -> None:
         "peak_memory_source": memory["value_dps"]["source"],
         "predicted_speedup_sd35m": flops["clip_vitl14_336"]["predicted_speedup"],
         "predicted_speedup_sd35m_hpsv2": flops["hpsv2"]["predicted_speedup"],
-        "flops_per_guided_step": flops, "samples": len(prompts), "device": str(resolve_device(base_cfg.device)),
+        "predicted_speedup_this_world": tiny_flops["predicted_speedup"],
+        "flops_per_guided_step": {**flops, "this_world": tiny_flops}, "samples": len(prompts), "device": str(resolve_device(base_cfg.device)),
         "sweep": rows,
     }
     print(json.dumps(summary))

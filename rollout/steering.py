@@ -85,7 +85,8 @@ class Steerer:
         dtype = next(self.model.transformer.parameters()).dtype
         return step_noise(generators, self.latent_shape, torch.empty(0, device=device, dtype=dtype)), generators
 
-    def _conditions(self, prompts: list[str]) -> tuple[Conditioning, Conditioning | None]:
+    def conditions(self, prompts: list[str]) -> tuple[Conditioning, Conditioning | None]:
+        """The prompts' conditioning and, under CFG, the null prompt's (one per row)."""
         cond = self.model.encode_prompt(prompts)
         null = self.model.encode_prompt([""] * len(prompts)) if self.cfg.sampler.cfg_scale != 1.0 else None
         return cond, null
@@ -98,7 +99,7 @@ class Steerer:
         tick = time.perf_counter()
         if cfg.method in ("plain", "dps"):
             z, generators = self._noise(seeds, 1)
-            cond, null = self._conditions(prompts)
+            cond, null = self.conditions(prompts)
             guidance = cfg.guidance if cfg.method == "dps" else GuidanceConfig(scale=0.0)
             z0 = dps_sample(model, self.value, z, cond, prompts, times=times, generators=generators,
                             sampler=cfg.sampler, guidance=guidance, null=null)
@@ -111,7 +112,7 @@ class Steerer:
         fk = self._particle_config()
         z, generators = self._noise(seeds, fk.particles)
         rows = [p for p in prompts for _ in range(fk.particles)]
-        cond, null = self._conditions(rows)
+        cond, null = self.conditions(rows)
         resample_generators = [torch.Generator().manual_seed(int(s) + RESAMPLE_SEED_OFFSET) for s in seeds]
         out = particle_sample(model, self.value, self.reward, z, cond, rows, times=times, generators=generators,
                               resample_generators=resample_generators, sampler=cfg.sampler, fk=fk, null=null)
