@@ -24,3 +24,8 @@ def resolve_dtype(name: str) -> torch.dtype:
 def collective_backend(device: torch.device) -> str:
     """gloo on CPU, nccl on GPU (DESIGN.md section 6)."""
     return "nccl" if device.type == "cuda" else "gloo"
+
+
+def is_cuda(device: torch.device | str) -> bool:
+    """Whether tensors on `device` live on a CUDA GPU (memory and synchronisation go through torch.cuda)."""
+    return torch.device(device).type == "cuda"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from diffusion.device import is_cuda
+
 STATUS, CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
 
 
@@ -22,7 +24,7 @@ class PeakMemory:
     """with PeakMemory(device) as peak: ...; then peak.bytes (the increase) and peak.source (what was read)."""
 
     def __init__(self, device: torch.device):
-        self.cuda = torch.device(device).type == "cuda"
+        self.cuda = is_cuda(device)
         self.source = "torch.cuda.max_memory_allocated" if self.cuda else "process peak RSS (VmHWM)"
         if not self.cuda and not CLEAR_REFS.exists():
             raise RuntimeError("peak RSS needs Linux's /proc/self/clear_refs; run on Linux or on a GPU")

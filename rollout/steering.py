@@ -50,7 +50,8 @@ class SteerConfig:
 
     @property
     def needs_value(self) -> bool:
-        return self.method == "dps" or (self.method == "fk" and bool(self.fk.resampling(self.sampler.num_steps) or self.fk.proposing(self.sampler.num_steps)))
+        steps = self.sampler.num_steps
+        return self.method == "dps" or (self.method == "fk" and bool(self.fk.resampling(steps) or self.fk.proposing(steps)))
 
 
 @dataclass
@@ -108,7 +109,8 @@ class Steerer:
             seconds = time.perf_counter() - tick
             with torch.no_grad():
                 rewards = self.reward(images, prompts).float()
-            return SteeredSamples(list(prompts), list(seeds), z0, images, rewards, seconds)
+            guided = len(guidance.guided_steps(cfg.sampler.num_steps)) if guidance.scale > 0 else 0
+            return SteeredSamples(list(prompts), list(seeds), z0, images, rewards, seconds, value_calls=guided * len(prompts))
         fk = self._particle_config()
         z, generators = self._noise(seeds, fk.particles)
         rows = [p for p in prompts for _ in range(fk.particles)]
