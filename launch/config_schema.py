@@ -10,6 +10,7 @@ from omegaconf import MISSING, OmegaConf
 
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
+from launch.prompt_file import read_prompt_file
 from learner.nft_config import NFTJobConfig
 from rollout.steering import SteerConfig
 from stitching.images import ImageSourceConfig
@@ -26,18 +27,15 @@ def world_dir() -> Path:
 
 
 @dataclass(kw_only=True)
-class GenerateJobConfig:
-    """launch/generate.py: sample `samples_per_prompt` images for each prompt, score them, write a run dir.
+class PromptJobConfig:
+    """What the jobs that sample images for prompts share.
 
-    prompt_file: one prompt per line; when set it replaces `prompts`. run_dir: made absolute at start.
+    prompt_file: one prompt per line; when set it replaces `prompts`. Prompt p's sample i gets seed
+    `seed + p * samples_per_prompt + i`. run_dir (in the subclasses): made absolute at start.
     """
 
-    # Filled from the config groups (configs/model, configs/reward); no silent default model.
-    model: ModelConfig = MISSING
-    reward: RewardConfig = MISSING
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
     prompts: list[str] = field(
-        default_factory=lambda: ["a red seven", "three green fives", "a blue two left of an orange eight"]
+        default_factory=lambda: ["a red one and a magenta eight", "four ones", "a one right of a three", "a cyan one"]
     )
     prompt_file: str = ""
     samples_per_prompt: int = 4
@@ -46,7 +44,6 @@ class GenerateJobConfig:
     width: int = 32
     seed: int = 0
     device: str = "auto"
-    run_dir: str = "runs/generate"
 
     def __post_init__(self):
         if self.samples_per_prompt < 1 or self.batch_size < 1:
@@ -55,6 +52,20 @@ class GenerateJobConfig:
             )
         if not self.prompts and not self.prompt_file:
             raise ValueError("no prompts: set prompts=[...] or prompt_file=<a file with one prompt per line>")
+
+    def prompt_list(self) -> list[str]:
+        return read_prompt_file(self.prompt_file) if self.prompt_file else list(self.prompts)
+
+
+@dataclass(kw_only=True)
+class GenerateJobConfig(PromptJobConfig):
+    """launch/generate.py: sample `samples_per_prompt` images for each prompt, score them, write a run dir."""
+
+    # Filled from the config groups (configs/model, configs/reward); no silent default model.
+    model: ModelConfig = MISSING
+    reward: RewardConfig = MISSING
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    run_dir: str = "runs/generate"
 
 
 @dataclass(kw_only=True)
@@ -86,13 +97,12 @@ class StitchJobConfig:
 
 
 @dataclass(kw_only=True)
-class SteerJobConfig:
+class SteerJobConfig(PromptJobConfig):
     """launch/steer.py: steer sampling toward `reward` with a value model, score, write a run dir.
 
     value_path: the stitched value (python launch/stitch.py) for `model` x `reward`; needed when
     steer.value is "stitched" and the method uses a value. verifier: the tiny world's verifier folder
-    ("" skips the GenEval-like score). prompt_file: one prompt per line; when set it replaces `prompts`.
-    Prompt p's sample i gets seed `seed + p * samples_per_prompt + i`.
+    ("" skips the GenEval-like score). batch_size: prompts per pass (FK multiplies them by N particles).
     """
 
     model: ModelConfig = MISSING
@@ -100,25 +110,11 @@ class SteerJobConfig:
     steer: SteerConfig = field(default_factory=SteerConfig)
     value_path: str = ""
     verifier: str = ""
-    prompts: list[str] = field(
-        default_factory=lambda: ["a red one and a magenta eight", "four ones", "a one right of a three", "a cyan one"]
-    )
-    prompt_file: str = ""
-    samples_per_prompt: int = 4
     batch_size: int = 16
-    height: int = 32
-    width: int = 32
-    seed: int = 0
-    device: str = "auto"
     run_dir: str = "runs/steer"
 
     def __post_init__(self):
-        if self.samples_per_prompt < 1 or self.batch_size < 1:
-            raise ValueError(
-                f"samples_per_prompt={self.samples_per_prompt} and batch_size={self.batch_size} must be at least 1"
-            )
-        if not self.prompts and not self.prompt_file:
-            raise ValueError("no prompts: set prompts=[...] or prompt_file=<a file with one prompt per line>")
+        super().__post_init__()
         if self.steer.needs_value and self.steer.value == "stitched" and not self.value_path:
             raise ValueError(
                 f"steer.method={self.steer.method!r} with steer.value=stitched needs value_path: the value/ folder "

@@ -22,16 +22,11 @@ from diffusion.device import resolve_device  # noqa: E402
 from diffusion.image_grid import save_grid  # noqa: E402
 from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import GenerateJobConfig, register_schemas  # noqa: E402
-from launch.prompt_file import read_prompt_file  # noqa: E402
 from launch.run_dir import start_run_dir  # noqa: E402
 from rollout.generation import expand_prompts, generate_and_score  # noqa: E402
 from value.reward_config import build_reward_model  # noqa: E402
 
 register_schemas()
-
-
-def read_prompts(cfg: GenerateJobConfig) -> list[str]:
-    return read_prompt_file(cfg.prompt_file) if cfg.prompt_file else list(cfg.prompts)
 
 
 @hydra.main(config_path="../configs", config_name="generate", version_base=None)
@@ -42,7 +37,7 @@ def main(raw: DictConfig) -> None:
     device = resolve_device(cfg.device)
     model = build_flow_model(cfg.model).to(device)
     reward = build_reward_model(cfg.reward).to(device)
-    prompts, seeds = expand_prompts(read_prompts(cfg), cfg.samples_per_prompt, cfg.seed)
+    prompts, seeds = expand_prompts(cfg.prompt_list(), cfg.samples_per_prompt, cfg.seed)
     out = generate_and_score(
         model, reward, prompts, seeds, sampler=cfg.sampler, height=cfg.height, width=cfg.width, batch_size=cfg.batch_size
     )

@@ -27,7 +27,6 @@ from diffusion.image_grid import save_grid  # noqa: E402
 from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import SteerJobConfig, register_schemas  # noqa: E402
 from launch.peak_memory import PeakMemory  # noqa: E402
-from launch.prompt_file import read_prompt_file  # noqa: E402
 from launch.run_dir import start_run_dir  # noqa: E402
 from rollout.generation import expand_prompts  # noqa: E402
 from rollout.steering import Steerer, SteeredSamples  # noqa: E402
@@ -82,7 +81,7 @@ def summarise(cfg: SteerJobConfig, out: SteeredSamples, peak: PeakMemory, verifi
 
 
 def run(cfg: SteerJobConfig, run_dir: Path) -> dict:
-    prompts = read_prompt_file(cfg.prompt_file) if cfg.prompt_file else list(cfg.prompts)
+    prompts = cfg.prompt_list()
     verifier = None
     if cfg.verifier:
         from world.verifier import load_verifier
