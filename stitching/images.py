@@ -1,11 +1,17 @@
 """Clean images for the stitcher (the stage-1 probe set and stage-2 training data): rendered tiny-world
-scenes by default, or a folder of image files for the real models (HPDv2 / AVA in the paper).
+scenes by default, a folder of image files for the real models (HPDv2 / AVA in the paper), or samples
+of the backbone itself.
 
-`image_source(cfg)` returns batch(step, size) -> (size, 3, S, S) in [0, 1], a function of the step
-alone, so a resumed run sees the images an uninterrupted one would have.
+Why the backbone's own samples: a value is asked about latents on the base model's trajectories, and the
+student only learns E[r(x0) | z_t] where its training x0 come from that model. Measured on the tiny world
+(generator x preference, i = 1, 800 steps): Spearman against the Monte Carlo truth at t = .89 / .73 /
+.52 / .27 rose from .43 / .60 / .55 / .45 (rendered scenes) to .72 / .75 / .80 / .82 (3,000 samples).
+
+`image_source(cfg, backbone)` returns batch(step, size) -> (size, 3, S, S) in [0, 1], a function of the
+step alone, so a resumed run sees the images an uninterrupted one would have.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,24 +21,51 @@ import torch.nn.functional as F
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 
 
+IMAGE_KINDS = ("tiny_world", "folder", "generator")
+
+
 @dataclass(kw_only=True)
 class ImageSourceConfig:
-    """kind: tiny_world (training scenes of the world's captions) | folder (image files under `path`)."""
+    """kind: tiny_world (training scenes of the world's captions) | folder (image files under `path`) |
+    generator (a pool of `samples` images of the backbone itself, `num_steps` Euler steps, spread evenly
+    over `cfg_scales`, for the tiny world's training captions or, when `path` is set, the prompts of
+    that file, one per line)."""
 
     kind: str = "tiny_world"
     path: str = ""
     size: int = 32
     seed: int = 0
+    samples: int = 3000
+    cfg_scales: list[float] = field(default_factory=lambda: [1.0, 4.0])
+    num_steps: int = 20
 
     def __post_init__(self):
-        if self.kind not in ("tiny_world", "folder"):
-            raise ValueError(f"images.kind={self.kind!r} is not one of tiny_world, folder")
+        if self.kind not in IMAGE_KINDS:
+            raise ValueError(f"images.kind={self.kind!r} is not one of {', '.join(IMAGE_KINDS)}")
         if self.kind == "folder" and not self.path:
             raise ValueError("images.kind=folder needs images.path, a directory of .png/.jpg/.webp files")
+        if self.kind == "generator" and (self.samples < len(self.cfg_scales) or not self.cfg_scales):
+            raise ValueError(f"images.samples={self.samples} must be at least one per images.cfg_scales={self.cfg_scales}")
 
 
-def image_source(cfg: ImageSourceConfig):
-    return _world_source(cfg) if cfg.kind == "tiny_world" else _folder_source(cfg)
+def image_source(cfg: ImageSourceConfig, backbone=None):
+    if cfg.kind == "tiny_world":
+        return _world_source(cfg)
+    if cfg.kind == "folder":
+        return _folder_source(cfg)
+    if backbone is None:
+        raise ValueError("images.kind=generator samples the backbone: pass it to image_source")
+    return _generator_source(cfg, backbone)
+
+
+def _cycle(get, n: int, seed: int):
+    """batch(step, size) over a pool of n images in a fixed shuffled order (negative steps: the probe set)."""
+    order = np.random.default_rng(seed).permutation(n)
+
+    def batch(step: int, size: int) -> torch.Tensor:
+        return torch.stack([get(int(order[(step * size + k) % n])) for k in range(size)])
+
+    return batch
 
 
 def _world_source(cfg: ImageSourceConfig):
@@ -59,7 +92,6 @@ def _folder_source(cfg: ImageSourceConfig):
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"images.path={cfg.path!r} holds no {', '.join(IMAGE_SUFFIXES)} files")
-    order = np.random.default_rng(cfg.seed).permutation(len(files))
 
     def load(path: Path) -> torch.Tensor:
         image = torch.from_numpy(np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 255).permute(2, 0, 1)
@@ -70,7 +102,38 @@ def _folder_source(cfg: ImageSourceConfig):
         top, left = (image.shape[1] - cfg.size) // 2, (image.shape[2] - cfg.size) // 2
         return image[:, top : top + cfg.size, left : left + cfg.size].clamp(0, 1)
 
-    def batch(step: int, size: int) -> torch.Tensor:
-        return torch.stack([load(files[order[(step * size + k) % len(files)]]) for k in range(size)])
+    return _cycle(lambda i: load(files[i]), len(files), cfg.seed)
 
-    return batch
+
+@torch.no_grad()
+def _generator_source(cfg: ImageSourceConfig, backbone):
+    """Sample i: prompt i (cycled), seed seed * samples + i, the cfg scale of its contiguous block."""
+    from diffusion.sampling import SamplerConfig, sample
+
+    prompts = _generator_prompts(cfg)
+    C, h, w = backbone.latent_shape(cfg.size, cfg.size)
+    times = backbone.schedule(cfg.num_steps, h, w)
+    images = []
+    for scale, block in zip(cfg.cfg_scales, np.array_split(np.arange(cfg.samples), len(cfg.cfg_scales)), strict=True):
+        sampler = SamplerConfig(num_steps=cfg.num_steps, cfg_scale=scale)
+        for chunk in np.array_split(block, -(-len(block) // 64)):
+            idx = chunk.tolist()
+            null = backbone.encode_prompt([""] * len(idx)) if scale != 1.0 else None
+            z0 = sample(backbone, backbone.encode_prompt([prompts[i % len(prompts)] for i in idx]), times=times,
+                        seeds=[cfg.seed * cfg.samples + i for i in idx], latent_shape=(C, h, w), config=sampler,
+                        null_cond=null).final
+            images.append(backbone.decode(z0).float().cpu())
+    pool = torch.cat(images)
+    return _cycle(lambda i: pool[i], len(pool), cfg.seed)
+
+
+def _generator_prompts(cfg: ImageSourceConfig) -> list[str]:
+    """The prompt file's lines, or tiny-world training captions (never a held-out evaluation prompt)."""
+    if cfg.path:
+        from launch.prompt_file import read_prompt_file
+
+        return read_prompt_file(cfg.path)
+    from world.clip import captioned_scenes
+    from world.prompts import all_held_out
+
+    return [spec.text() for _, spec in captioned_scenes(cfg.samples, np.random.default_rng(cfg.seed), exclude=all_held_out(16))]

@@ -129,7 +129,7 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
                card: dict) -> dict:
     """The whole pipeline; returns the summary (also written to run_dir/summary.json)."""
     start = time.perf_counter()
-    source = image_source(images)
+    source = image_source(images, backbone)
     probe = probe_batches(source, stitch)
     searched = search_stitch_point(*backbone_taps(backbone, stitch.max_i or None), reward, probe, max_j=stitch.max_j, seed=seed)
     save_search(searched, run_dir, "search")

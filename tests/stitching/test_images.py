@@ -36,3 +36,21 @@ def test_bad_sources_are_clear_errors(tmp_path):
         image_source(ImageSourceConfig(size=64))
     with pytest.raises(ValueError, match="images.kind"):
         ImageSourceConfig(kind="coco")
+
+
+def test_generator_source_samples_the_backbone_once_per_image_seeded(sd3_model, tmp_path):
+    from diffusion.sampling import SamplerConfig, sample
+
+    (tmp_path / "prompts.txt").write_text("a red seven\ntwo blue threes\n")
+    cfg = ImageSourceConfig(kind="generator", path=str(tmp_path / "prompts.txt"), size=16, samples=5,
+                            cfg_scales=[1.0, 3.0], num_steps=2, seed=1)
+    source = image_source(cfg, sd3_model)
+    pool = source(0, 5)  # one pass is the whole pool, shuffled
+    assert pool.shape == (5, 3, 16, 16) and torch.equal(source(0, 5), pool)
+    # Sample 0: the first prompt, seed 1 * 5 + 0, no CFG (the first block of cfg_scales).
+    z0 = sample(sd3_model, sd3_model.encode_prompt(["a red seven"]), times=sd3_model.schedule(2, 8, 8), seeds=[5],
+                latent_shape=(4, 8, 8), config=SamplerConfig(num_steps=2)).final
+    expected = sd3_model.decode(z0)[0]
+    assert any(torch.allclose(img, expected, atol=1e-5) for img in pool)
+    with pytest.raises(ValueError, match="samples the backbone"):
+        image_source(cfg)
