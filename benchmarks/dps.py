@@ -24,8 +24,8 @@ import torch  # noqa: E402
 from diffusers import AutoencoderKL, SD3Transformer2DModel  # noqa: E402
 
 from diffusion.device import resolve_device  # noqa: E402
-from launch.steer import build_steerer, steer  # noqa: E402
-from steer_runs import evaluate, job_config  # noqa: E402
+from launch.steer import steer  # noqa: E402
+from steer_runs import evaluate, job_config, steerer_for, warm_up  # noqa: E402
 from world.cost import SD35_MEDIUM_TRANSFORMER, SD35_TEXT_TOKENS, SD35_VAE, count_flops  # noqa: E402
 from world.prompts import all_eval_prompts  # noqa: E402
 from world.verifier import load_verifier  # noqa: E402
@@ -33,14 +33,13 @@ from world.verifier import load_verifier  # noqa: E402
 
 def seconds_per_sample(settings: dict[str, list[str]], prompts: list[str], seeds: list[int], repeats: int) -> dict[str, float]:
     """Median over `repeats` passes, the methods alternating so that machine noise hits both alike."""
-    steerers = {name: (build_steerer(c, resolve_device(c.device)), c.batch_size) for name, c in
-                ((name, job_config(o)) for name, o in settings.items())}
+    steerers = {name: steerer_for(o) for name, o in settings.items()}
     for steerer, _ in steerers.values():
-        steer(steerer, prompts[:1], seeds[:1], 1)  # warm-up: caches and lazily built buffers
+        warm_up(steerer, prompts, seeds)
     times: dict[str, list[float]] = {name: [] for name in settings}
     for _ in range(repeats):
-        for name, (steerer, batch) in steerers.items():
-            out, _ = steer(steerer, prompts, seeds, batch)
+        for name, (steerer, cfg) in steerers.items():
+            out, _ = steer(steerer, prompts, seeds, cfg.batch_size)
             times[name].append(out.seconds / len(prompts))
     return {name: statistics.median(t) for name, t in times.items()}
 
@@ -54,9 +53,8 @@ def peak_memory(overrides: list[str], prompts: list[str], seeds: list[int]) -> d
 
 def _peak_memory_child(request: str) -> None:
     req = json.loads(request)
-    cfg = job_config(req["overrides"])
-    steerer = build_steerer(cfg, resolve_device(cfg.device))
-    steer(steerer, req["prompts"][:1], req["seeds"][:1], 1)  # warm-up: caches and lazily built buffers
+    steerer, _ = steerer_for(req["overrides"])
+    warm_up(steerer, req["prompts"], req["seeds"])
     _, peak = steer(steerer, req["prompts"], req["seeds"], len(req["prompts"]))
     print(json.dumps({"bytes": peak.bytes, "source": peak.source}))
 
@@ -126,8 +124,7 @@ def real_config_flops(stitch_blocks: int = 4, cfg_scale: float = 4.5) -> dict:
 
 def this_world_flops(overrides: list[str]) -> dict:
     """`guided_step_flops` on the configured models themselves, cut where the configured value is."""
-    cfg = job_config(overrides)
-    steerer = build_steerer(cfg, resolve_device(cfg.device))
+    steerer, cfg = steerer_for(overrides)
     text_tokens = steerer.conditions([""])[0].prompt_embeds.shape[1]
     return guided_step_flops(steerer.model.transformer, steerer.model.vae, steerer.reward.tower.visual,
                              text_tokens=text_tokens, stitch_blocks=steerer.value.i, cfg_scale=cfg.steer.sampler.cfg_scale)

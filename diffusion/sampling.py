@@ -94,9 +94,20 @@ def sde_step(
     return z - dt * drift + (nu2 * dt) ** 0.5 * noise
 
 
-def _per_sample_normal(shape: tuple[int, ...], generators: list[torch.Generator], device) -> torch.Tensor:
+def per_sample_normal(shape: tuple[int, ...], generators: list[torch.Generator], device) -> torch.Tensor:
     """(len(generators), *shape) standard normal, row i from generator i (drawn on CPU, then moved)."""
     return torch.stack([torch.randn(shape, generator=g) for g in generators]).to(device)
+
+
+def sampler_step(
+    z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, generators: list[torch.Generator], config: SamplerConfig
+) -> torch.Tensor:
+    """One step of the configured sampler from t down to t_next; the SDE's noise for row i comes from
+    generators[i]. The step to t = 0 stays deterministic: noise injected there would remain in the sample."""
+    if config.sde_noise > 0 and t_next > 0:
+        noise = per_sample_normal(tuple(z.shape[1:]), generators, z.device).to(z.dtype)
+        return sde_step(z, u, t, t_next, noise, config.sde_noise)
+    return euler_step(z, u, t, t_next)
 
 
 def sample(
@@ -118,7 +129,7 @@ def sample(
     if len(cond) != len(seeds):
         raise ValueError(f"{len(cond)} conditionings for {len(seeds)} seeds; give one seed per sample")
     generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    z = _per_sample_normal(latent_shape, generators, cond.prompt_embeds.device).to(cond.prompt_embeds.dtype)
+    z = per_sample_normal(latent_shape, generators, cond.prompt_embeds.device).to(cond.prompt_embeds.dtype)
     return _integrate(model, z, cond, times, 0, stop, generators, config, null_cond)
 
 
@@ -149,17 +160,12 @@ def _integrate(model, z, cond, times, start: int, stop: int | None, generators, 
     stop = num_steps if stop is None else stop
     if not 0 <= start <= stop <= num_steps:
         raise ValueError(f"start={start}, stop={stop}: outside 0..{num_steps} (the schedule's number of steps)")
-    device, latent_shape = z.device, tuple(z.shape[1:])
+    device = z.device
     latents = [z]
     for k in range(start, stop):
         t, t_next = times[k].item(), times[k + 1].item()
         t_batch = torch.full((z.shape[0],), t, device=device, dtype=z.dtype)
         u = guided_velocity(model, z, t_batch, cond, null_cond, config.cfg_scale)
-        # The step to t = 0 stays deterministic: noise injected there would remain in the sample.
-        if config.sde_noise > 0 and t_next > 0:
-            noise = _per_sample_normal(latent_shape, generators, device).to(z.dtype)
-            z = sde_step(z, u, t, t_next, noise, config.sde_noise)
-        else:
-            z = euler_step(z, u, t, t_next)
+        z = sampler_step(z, u, t, t_next, generators, config)
         latents.append(z)
     return Trajectory(latents=torch.stack(latents), times=times[start : stop + 1].clone())

@@ -22,11 +22,11 @@ import ray  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
+from diffusion.atomic_folder import latest_checkpoint  # noqa: E402
 from launch.config_schema import register_schemas  # noqa: E402
 from launch.prompt_file import read_prompt_file  # noqa: E402
 from launch.run_dir import start_run_dir  # noqa: E402
 from learner.nft_config import NFTJobConfig  # noqa: E402
-from diffusion.atomic_folder import latest_checkpoint  # noqa: E402
 from learner.nft_trainer import CHECKPOINTS, NFTTrainer  # noqa: E402
 
 register_schemas()

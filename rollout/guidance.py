@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig, euler_step, guided_velocity, sde_step
+from diffusion.sampling import SamplerConfig, guided_velocity, sampler_step
 from value.value_model import ValueModel
 
 GUIDANCE_SCHEDULES = ("constant", "snr")
@@ -81,18 +81,6 @@ def velocity_and_gradient(
     return u.detach(), grad
 
 
-def transition(z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, noise: torch.Tensor | None, sampler: SamplerConfig) -> torch.Tensor:
-    """One unguided step of the sampler: SDE with `noise` (B, C, h, w) above t = 0, else Euler."""
-    if sampler.sde_noise > 0 and t_next > 0:
-        return sde_step(z, u, t, t_next, noise, sampler.sde_noise)
-    return euler_step(z, u, t, t_next)
-
-
-def step_noise(generators: list[torch.Generator], shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
-    """(len(generators), *shape) standard normal, row i from generator i."""
-    return torch.stack([torch.randn(shape, generator=g) for g in generators]).to(like)
-
-
 @torch.no_grad()
 def dps_sample(
     model, value: ValueModel, z: torch.Tensor, cond: Conditioning, prompts: list[str], *, times: torch.Tensor,
@@ -110,8 +98,7 @@ def dps_sample(
             u, grad = velocity_and_gradient(model, value, z, t_batch, cond, null, sampler.cfg_scale, prompts)
         else:
             u, grad = guided_velocity(model, z, t_batch, cond, null, sampler.cfg_scale), None
-        noise = step_noise(generators, tuple(z.shape[1:]), z) if sampler.sde_noise > 0 and t_next > 0 else None
-        z = transition(z, u, t, t_next, noise, sampler)
+        z = sampler_step(z, u, t, t_next, generators, sampler)
         if grad is not None:
             z = z + (t - t_next) * guidance.scale * guidance.weight(t) * grad
     return z

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig, guided_velocity
-from rollout.guidance import step_noise, step_set, transition
+from diffusion.sampling import SamplerConfig, guided_velocity, sampler_step
+from rollout.guidance import step_set
 from value.reward_model import RewardModel
 from value.value_model import ValueModel
 
@@ -109,8 +109,7 @@ def propose(
     """M = `proposals` draws of each row's transition from z (B, C, h, w) at t with velocity u; returns the
     draw the value ranks highest (B, C, h, w) and all scores (M, B). Draw 0 is the plain step's draw."""
     M, rows = proposals, z.shape[0]
-    noise = torch.stack([step_noise(generators, tuple(z.shape[1:]), z) for _ in range(M)])  # (M, B, C, h, w)
-    candidates = torch.stack([transition(z, u, t, t_next, noise[m], sampler) for m in range(M)])
+    candidates = torch.stack([sampler_step(z, u, t, t_next, generators, sampler) for _ in range(M)])  # (M, B, C, h, w)
     t_next_batch = torch.full((M * rows,), t_next, device=z.device, dtype=z.dtype)
     scores = value(candidates.flatten(0, 1), t_next_batch, prompts * M).view(M, rows)
     return candidates[scores.argmax(0), torch.arange(rows, device=z.device)], scores
@@ -145,8 +144,7 @@ def particle_sample(
             z, _ = propose(z, u, t, t_next, value, prompts, generators, sampler, fk.proposals)
             value_calls += fk.proposals * rows
         else:
-            noise = step_noise(generators, tuple(z.shape[1:]), z) if sampler.sde_noise > 0 and t_next > 0 else None
-            z = transition(z, u, t, t_next, noise, sampler)
+            z = sampler_step(z, u, t, t_next, generators, sampler)
     images = model.decode(z)
     rewards = reward(images, prompts).float().view(B, N)
     best = rewards.argmax(-1) + N * torch.arange(B, device=rewards.device)

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig
-from rollout.guidance import GuidanceConfig, dps_sample, step_noise
+from diffusion.sampling import SamplerConfig, per_sample_normal
+from rollout.guidance import GuidanceConfig, dps_sample
 from rollout.particles import FKConfig, particle_sample
 from value.reward_model import RewardModel
 from value.value_model import ValueModel
@@ -82,9 +82,8 @@ class Steerer:
     def _noise(self, seeds: list[int], particles: int):
         """Initial latents (B * particles, C, h, w) and the per-row generators that drew them."""
         generators = [torch.Generator().manual_seed(int(s) + n * PARTICLE_STRIDE) for s in seeds for n in range(particles)]
-        device = next(self.model.transformer.parameters()).device
-        dtype = next(self.model.transformer.parameters()).dtype
-        return step_noise(generators, self.latent_shape, torch.empty(0, device=device, dtype=dtype)), generators
+        weight = next(self.model.transformer.parameters())
+        return per_sample_normal(self.latent_shape, generators, weight.device).to(weight.dtype), generators
 
     def conditions(self, prompts: list[str]) -> tuple[Conditioning, Conditioning | None]:
         """The prompts' conditioning and, under CFG, the null prompt's (one per row)."""

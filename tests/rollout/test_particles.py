@@ -4,8 +4,7 @@ steering methods' cost and selection guarantees on a tiny seeded model (all seed
 import pytest
 import torch
 
-from diffusion.sampling import SamplerConfig
-from rollout.guidance import step_noise, transition
+from diffusion.sampling import SamplerConfig, sampler_step
 from rollout.particles import FKConfig, effective_sample_size, log_potential, propose, resample
 from rollout.steering import SteerConfig, Steerer
 from tests.tiny_models import tiny_clip_reward
@@ -61,7 +60,7 @@ def test_value_ranked_proposals_keep_the_highest_value_draw_and_draw_zero_is_the
     best, scores = propose(z, u, 0.8, 0.7, MeanValue(), ["p"] * 3, gens, sampler, proposals=5)
     assert scores.shape == (5, 3)
     torch.testing.assert_close(MeanValue()(best, None, None), scores.max(0).values)
-    plain = transition(z, u, 0.8, 0.7, step_noise([torch.Generator().manual_seed(s) for s in range(3)], (4, 8, 8), z), sampler)
+    plain = sampler_step(z, u, 0.8, 0.7, [torch.Generator().manual_seed(s) for s in range(3)], sampler)
     torch.testing.assert_close(MeanValue()(plain, None, None), scores[0])
 
 
