@@ -11,6 +11,7 @@ from omegaconf import MISSING, OmegaConf
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from launch.prompt_file import read_prompt_file
+from learner.draft_config import DraftJobConfig
 from learner.nft_config import NFTJobConfig
 from rollout.steering import SteerConfig
 from stitching.images import ImageSourceConfig
@@ -133,4 +134,5 @@ def register_schemas() -> None:
     cs.store(name="world_schema", node=WorldJobConfig)
     cs.store(name="stitch_schema", node=StitchJobConfig)
     cs.store(name="nft_schema", node=NFTJobConfig)
+    cs.store(name="draft_schema", node=DraftJobConfig)
     cs.store(name="steer_schema", node=SteerJobConfig)

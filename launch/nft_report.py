@@ -24,9 +24,9 @@ def load_run(run_dir: Path) -> tuple[str, dict, list[dict]]:
     return str(cfg.rollout.horizon), json.loads((run_dir / "summary.json").read_text()), rows
 
 
-def time_to(rows: list[dict], target: float) -> float | None:
-    """Wall seconds of the first evaluation whose verifier score reaches `target` (None: never)."""
-    hits = [r["wall_seconds"] for r in rows if r.get("eval/prompt_acc", -1.0) >= target]
+def time_to(rows: list[dict], target: float, clock: str = "wall_seconds") -> float | None:
+    """`clock` (a key of the rows) at the first evaluation whose verifier score reaches `target` (None: never)."""
+    hits = [r[clock] for r in rows if r.get("eval/prompt_acc", -1.0) >= target]
     return hits[0] if hits else None
 
 

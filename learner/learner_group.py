@@ -1,4 +1,4 @@
-"""`LearnerGroup`: the NFT learners as Ray actors forming one DeepSpeed process group.
+"""`LearnerGroup`: learners (`NFTLearner`, `DraftLearner`) as Ray actors forming one DeepSpeed process group.
 
 Rank 0 is created first and picks the rendezvous (its node's address and a free port); the other ranks
 are created with it, then all join at once (OpenRLHF's pattern). Each call fans out to every rank and
@@ -9,16 +9,15 @@ import numpy as np
 import ray
 import torch
 
-from learner.nft_learner import LearnerSetup, NFTLearner
-from rollout.batch import RolloutBatch
+from learner.learner import Learner, LearnerSetup
 from rollout.placement import in_bundle, reserve
 
 
 class LearnerGroup:
-    def __init__(self, setup: LearnerSetup, *, timeout_s: float):
+    def __init__(self, learner: type[Learner], setup: LearnerSetup, *, timeout_s: float):
         cfg = setup.learner
         self.pg = reserve("learner", cfg.num_learners, cfg.num_cpus, cfg.num_gpus, timeout_s)
-        actor = ray.remote(NFTLearner)
+        actor = ray.remote(learner)
         self.actors = [
             actor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, scheduling_strategy=in_bundle(self.pg, rank)).remote(
                 setup, rank, cfg.num_learners
@@ -31,11 +30,12 @@ class LearnerGroup:
     def _all(self, method: str, *args) -> list:
         return ray.get([getattr(a, method).remote(*args) for a in self.actors])
 
-    def train_step(self, batch: RolloutBatch, r: torch.Tensor, step: int) -> dict[str, float]:
-        """Rows split evenly over the ranks (DeepSpeed averages their gradients); the ranks' mean stats."""
-        shards = batch.chunk(len(self.actors))
-        r_shards = r.chunk(len(self.actors))
-        stats = ray.get([a.train_step.remote(s, rs, step) for a, s, rs in zip(self.actors, shards, r_shards, strict=True)])
+    def train_step(self, shards: list[tuple], step: int) -> dict[str, float]:
+        """One optimizer step; shards[rank] are that rank's arguments (its even share of the rows:
+        DeepSpeed averages the ranks' gradients). Returns the ranks' mean stats."""
+        if len(shards) != len(self.actors):
+            raise ValueError(f"{len(shards)} shards for {len(self.actors)} learners")
+        stats = ray.get([a.train_step.remote(*s, step) for a, s in zip(self.actors, shards, strict=True)])
         return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
 
     def _from_rank0(self, method: str) -> "ray.ObjectRef":
@@ -45,7 +45,7 @@ class LearnerGroup:
         return refs[0]
 
     def publish(self) -> "ray.ObjectRef":
-        """The old policy's weights as one object in the store."""
+        """The old policy's weights (DiffusionNFT) as one object in the store."""
         return self._from_rank0("publish")
 
     def eval_weights(self) -> "ray.ObjectRef":

@@ -1,120 +1,22 @@
-"""The DiffusionNFT job's configuration as typed dataclasses (`configs/nft.yaml` mirrors them)."""
+"""The DiffusionNFT job's configuration (`configs/nft.yaml` mirrors it)."""
 
 from dataclasses import dataclass, field
 
-from diffusion.model_config import ModelConfig
-from diffusion.sampling import SamplerConfig
-from diffusion.trainable import FinetuneConfig
-from learner.nft_learner import LearnerConfig
+from learner.job_config import JobConfig
 from learner.nft_loss import NFTLossConfig
-from rollout.worker import RolloutConfig
-from value.weighted_reward import RewardTermConfig
-
-WANDB_MODES = ("offline", "online", "disabled")
 
 
 @dataclass(kw_only=True)
-class TrainConfig:
-    """steps: optimizer steps. Each step samples prompts_per_step prompts x group_size images.
-    max_staleness: how many policy versions a batch may lag the policy it trains (0: fully synchronous;
-    k > 0 lets the next k batches be sampled while the learners train)."""
+class NFTJobConfig(JobConfig):
+    """launch/nft.py: rollout workers sample (rollout.sampler, rollout.horizon), the learners regress."""
 
-    steps: int = 100
-    prompts_per_step: int = 16
-    group_size: int = 4
-    max_staleness: int = 0
-    checkpoint_every: int = 50
-
-    def __post_init__(self):
-        if self.steps < 1 or self.prompts_per_step < 1 or self.checkpoint_every < 1:
-            raise ValueError(
-                f"train.steps={self.steps}, train.prompts_per_step={self.prompts_per_step} and "
-                f"train.checkpoint_every={self.checkpoint_every} must be at least 1"
-            )
-        if self.group_size < 2:
-            raise ValueError(f"train.group_size={self.group_size}: a group needs at least 2 images to compare")
-        if self.max_staleness < 0:
-            raise ValueError(f"train.max_staleness={self.max_staleness} must be >= 0 (0 is fully synchronous)")
-
-    @property
-    def rows_per_step(self) -> int:
-        return self.prompts_per_step * self.group_size
-
-
-@dataclass(kw_only=True)
-class PromptConfig:
-    """train_file / eval_file: one prompt per line; empty uses the tiny world's training prompts
-    (num_train distinct ones, never a held-out evaluation prompt) and its evaluation prompts."""
-
-    train_file: str = ""
-    num_train: int = 1000
-    eval_file: str = ""
-    eval_per_family: int = 16
-
-
-@dataclass(kw_only=True)
-class EvalConfig:
-    """Every `every` steps (and before the first and after the last): full ODE sampling of the
-    evaluation prompts with the EMA weights, scored by the training reward and, when `verifier` is set,
-    the tiny world's verifier (never a training signal). 0 evaluates only before and after."""
-
-    every: int = 25
-    samples_per_prompt: int = 4
-    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=20))
-    verifier: str = ""
-
-    def __post_init__(self):
-        if self.every < 0 or self.samples_per_prompt < 1:
-            raise ValueError(f"eval.every={self.every} must be >= 0 and eval.samples_per_prompt={self.samples_per_prompt} >= 1")
-
-
-@dataclass(kw_only=True)
-class ClusterConfig:
-    """address: "" starts a local Ray (num_cpus logical CPUs) unless the process already runs inside a
-    Ray job; "auto" or "host:port" joins a running cluster. timeout_s bounds every resource wait."""
-
-    address: str = ""
-    num_cpus: int = 4
-    timeout_s: float = 300.0
-
-
-@dataclass(kw_only=True)
-class LoggingConfig:
-    wandb: str = "offline"
-    project: str = "stitchrl"
-
-    def __post_init__(self):
-        if self.wandb not in WANDB_MODES:
-            raise ValueError(f"logging.wandb={self.wandb!r} is not one of {WANDB_MODES}")
-
-
-@dataclass(kw_only=True)
-class NFTJobConfig:
-    """launch/nft.py. rewards: the training reward's named terms (a weighted sum). resume: a run
-    directory to continue from its latest checkpoint (its saved config is used; only train.steps may
-    change)."""
-
-    model: ModelConfig
-    rewards: dict[str, RewardTermConfig]
-    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     nft: NFTLossConfig = field(default_factory=NFTLossConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    rollout: RolloutConfig = field(default_factory=RolloutConfig)
-    learner: LearnerConfig = field(default_factory=LearnerConfig)
-    prompts: PromptConfig = field(default_factory=PromptConfig)
-    eval: EvalConfig = field(default_factory=EvalConfig)
-    cluster: ClusterConfig = field(default_factory=ClusterConfig)
-    logging: LoggingConfig = field(default_factory=LoggingConfig)
-    height: int = 32
-    width: int = 32
-    seed: int = 0
-    device: str = "cpu"
     run_dir: str = "runs/nft"
-    resume: str = ""
 
     def __post_init__(self):
-        if not self.rewards:
-            raise ValueError("rewards is empty; name at least one reward term (e.g. rewards=tiny_pref)")
+        super().__post_init__()
+        if self.train.group_size < 2:
+            raise ValueError(f"train.group_size={self.train.group_size}: a DiffusionNFT group needs at least 2 images to compare")
         window = self.rollout.stop_window
         if window is not None and len(self.rewards) != 1:
             raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one stitched value: give one reward term, not {sorted(self.rewards)}")
@@ -123,9 +25,9 @@ class NFTJobConfig:
                 f"rollout.horizon={self.rollout.horizon!r}: a stop after step {window[0]} leaves {window[0]} training times above "
                 f"it, fewer than learner.train_timesteps={self.learner.train_timesteps}"
             )
-        rows, split = self.train.rows_per_step, self.learner.num_learners * self.learner.micro_batch
-        if rows % split:
-            raise ValueError(
-                f"train.prompts_per_step x train.group_size = {rows} rows per step must divide by "
-                f"learner.num_learners x learner.micro_batch = {split}"
-            )
+
+    def weight_paths(self) -> dict[str, str]:
+        paths = super().weight_paths()
+        if self.rollout.stop_window is not None:
+            paths["rollout.value_path"] = self.rollout.value_path
+        return paths

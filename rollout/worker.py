@@ -58,14 +58,18 @@ class RolloutConfig:
 
     @property
     def stop_window(self) -> tuple[int, int] | None:
-        """(first, last) stop step of partial rollouts, or None for full ones."""
-        if self.horizon == "full":
-            return None
-        try:
-            first, _, last = str(self.horizon).partition("-")
-            return int(first), int(last or first)
-        except ValueError:
-            raise ValueError(f"rollout.horizon={self.horizon!r} is not 'full', a step 'k' or a window 'a-b'") from None
+        return parse_horizon(self.horizon, "rollout.horizon")
+
+
+def parse_horizon(horizon: str, key: str) -> tuple[int, int] | None:
+    """(first, last) stop step of partial rollouts, or None for "full"; `key` names the setting in errors."""
+    if horizon == "full":
+        return None
+    try:
+        first, _, last = str(horizon).partition("-")
+        return int(first), int(last or first)
+    except ValueError:
+        raise ValueError(f"{key}={horizon!r} is not 'full', a step 'k' or a window 'a-b'") from None
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import launch.nft as nft
+from launch import training_job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +47,7 @@ def _run(*overrides):
     ],
 )
 def test_bad_input_fails_before_any_actor_starts(monkeypatch, tmp_path, override, message):
-    monkeypatch.setattr(nft, "connect", lambda cfg: pytest.fail("Ray was started for a bad config"))
+    monkeypatch.setattr(training_job, "connect", lambda cfg: pytest.fail("Ray was started for a bad config"))
     with pytest.raises(Exception, match=message.replace("(", r"\(").replace("[", r"\[")):
         _run(f"run_dir={tmp_path}", override)
 

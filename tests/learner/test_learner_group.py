@@ -6,7 +6,8 @@ from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from diffusion.trainable import FinetuneConfig
 from learner.learner_group import LearnerGroup
-from learner.nft_learner import LearnerConfig, LearnerSetup
+from learner.learner import LearnerConfig
+from learner.nft_learner import NFTLearner, NFTSetup
 from learner.nft_loss import NFTLossConfig, optimality_probability
 from rollout.worker import RolloutConfig, RolloutWorker
 from rollout.worker_group import RolloutWorkerGroup
@@ -18,8 +19,8 @@ REWARDS = {"clip": RewardTermConfig(model=RewardConfig(kind="random_tiny_clip"))
 ROLLOUT = RolloutConfig(num_workers=2, batch_size=8, sampler=SamplerConfig(num_steps=4))
 
 
-def _setup(num_learners: int) -> LearnerSetup:
-    return LearnerSetup(
+def _setup(num_learners: int) -> NFTSetup:
+    return NFTSetup(
         model=MODEL, finetune=FinetuneConfig(), nft=NFTLossConfig(kl_weight=0.1),
         learner=LearnerConfig(num_learners=num_learners, micro_batch=2, train_timesteps=2, lr=1e-3, zero_stage=2),
         rows_per_step=8, rollout_steps=4, height=16, width=16,
@@ -37,8 +38,8 @@ def test_two_zero2_learners_make_the_same_update_as_one_with_the_whole_batch(ray
     _, r = optimality_probability(batch.rewards, batch.groups, 5.0)
     results = []
     for n in (1, 2):
-        group = LearnerGroup(_setup(n), timeout_s=120)
-        stats = group.train_step(batch, r, step=1)
+        group = LearnerGroup(NFTLearner, _setup(n), timeout_s=120)
+        stats = group.train_step(list(zip(batch.chunk(n), r.chunk(n))), step=1)
         results.append((group.policy_weights(), ray_local.get(group.publish()), stats))
         for a in group.actors:
             ray_local.kill(a)
@@ -53,10 +54,11 @@ def test_two_zero2_learners_make_the_same_update_as_one_with_the_whole_batch(ray
 
 
 def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
-    group = LearnerGroup(_setup(2), timeout_s=120)
+    group = LearnerGroup(NFTLearner, _setup(2), timeout_s=120)
     workers = RolloutWorkerGroup(ROLLOUT, dict(model=MODEL, rewards=REWARDS, finetune=FinetuneConfig(), height=16, width=16), timeout_s=120)
     batch = _batch()
-    group.train_step(batch, optimality_probability(batch.rewards, batch.groups, 5.0)[1], step=1)
+    r = optimality_probability(batch.rewards, batch.groups, 5.0)[1]
+    group.train_step(list(zip(batch.chunk(2), r.chunk(2))), step=1)
     published = group.publish()
     workers.load_weights(published, version=1)
     expected = ray_local.get(published)
@@ -69,3 +71,5 @@ def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
     assert sampled.policy_version == 1
     for actor in group.actors + workers.workers:
         ray_local.kill(actor)
+    for pg in (group.pg, workers.pg):
+        ray_local.util.remove_placement_group(pg)

@@ -5,14 +5,15 @@ import torch
 
 from diffusion.conditioning import Conditioning
 from diffusion.model_config import ModelConfig
-from learner.nft_learner import LearnerConfig, LearnerSetup, NFTLearner
+from learner.learner import LearnerConfig
+from learner.nft_learner import NFTLearner, NFTSetup
 from rollout.batch import RolloutBatch
 
 TIMES = torch.tensor([1.0, 0.9, 0.7, 0.5, 0.3, 0.1])
 
 
 def _learner(k: int) -> NFTLearner:
-    setup = LearnerSetup(model=ModelConfig(family="sd3", init="random_tiny"), learner=LearnerConfig(num_learners=1, micro_batch=2, train_timesteps=k), rows_per_step=4)
+    setup = NFTSetup(model=ModelConfig(family="sd3", init="random_tiny"), learner=LearnerConfig(num_learners=1, micro_batch=2, train_timesteps=k), rows_per_step=4)
     learner = NFTLearner(setup, rank=0, world_size=1)
     learner.train_times = TIMES  # what setup() takes from the rollout schedule
     return learner

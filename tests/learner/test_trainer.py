@@ -1,4 +1,4 @@
-from learner.nft_trainer import prompts_for_step
+from learner.trainer import prompts_for_step
 
 
 def test_each_epoch_visits_every_prompt_once_in_a_seeded_order():

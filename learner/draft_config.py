@@ -1,0 +1,31 @@
+"""The DRaFT job's configuration (`configs/draft.yaml` mirrors it)."""
+
+from dataclasses import dataclass, field
+
+from learner.draft_objective import DraftConfig
+from learner.job_config import JobConfig
+
+
+@dataclass(kw_only=True)
+class DraftJobConfig(JobConfig):
+    """launch/draft.py: the learners sample with gradients (draft.sampler, draft.horizon); the rollout
+    workers only evaluate, so rollout.horizon stays "full" (set draft.horizon instead)."""
+
+    draft: DraftConfig = field(default_factory=DraftConfig)
+    run_dir: str = "runs/draft"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.rollout.stop_window is not None:
+            raise ValueError(
+                f"rollout.horizon={self.rollout.horizon!r}: DRaFT samples its training rollouts on the learners; "
+                "set draft.horizon (rollout.* only sizes the evaluation workers)"
+            )
+        if self.draft.stop_window is not None and len(self.rewards) != 1:
+            raise ValueError(f"draft.horizon={self.draft.horizon!r} maximises one stitched value: give one reward term, not {sorted(self.rewards)}")
+
+    def weight_paths(self) -> dict[str, str]:
+        paths = super().weight_paths()
+        if self.draft.stop_window is not None:
+            paths["draft.value_path"] = self.draft.value_path
+        return paths

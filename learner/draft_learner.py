@@ -1,0 +1,86 @@
+"""`DraftLearner`: one rank of the DeepSpeed group that trains the generator by DRaFT: it samples its
+own rows with gradients (`learner/draft_objective.py`) inside the step, so no rollout worker is involved.
+
+The score is the training reward of the decoded clean sample (draft.horizon=full, DRaFT-K) or the
+stitched value of z_tau (DRaFT + value). The value's backbone is a separate frozen copy of the base
+generator, never the trained module: with full finetuning the trained weights are the backbone's own,
+and with LoRA a switch that turns the adapters off for the value's pass would tie the value's input to
+the policy module's state mid-graph. The copy costs one backbone of memory (the value runs only its
+first i blocks); reward and value weights are frozen, so gradients reach only the trainable weights.
+
+Randomness: the rows' noise comes from their seeds; the stop step of micro-batch j of a step from
+(seed, step, j), so a step does the same thing whichever learner a micro-batch lands on.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from diffusion.flow_model import FlowModel
+from diffusion.model_config import build_flow_model
+from learner.draft_objective import DecodedReward, DraftConfig, draft_loss
+from learner.learner import Learner, LearnerSetup, Velocity
+from value.stitched import load_stitched
+from value.weighted_reward import RewardTermConfig, WeightedReward
+
+
+@dataclass(kw_only=True)
+class DraftSetup(LearnerSetup):
+    """rows_per_step: the prompts (x group size) sampled and differentiated per step, over all ranks."""
+
+    rewards: dict[str, RewardTermConfig]
+    draft: DraftConfig = field(default_factory=DraftConfig)
+
+
+class DraftLearner(Learner):
+    def prepare(self, model: FlowModel) -> None:
+        s, device = self.setup_cfg, self.setup_cfg.device
+        self.model = model
+        C, h, w = self.latent_shape = model.latent_shape(s.height, s.width)
+        self.times = model.schedule(s.draft.sampler.num_steps, h, w)
+        with torch.no_grad():
+            self.null = model.encode_prompt([""]) if s.draft.sampler.cfg_scale != 1.0 else None
+        reward = WeightedReward.from_config(s.rewards).to(device).eval().requires_grad_(False)
+        if s.draft.stop_window is None:
+            self.score = DecodedReward(model, reward)
+        else:
+            if len(reward.models) != 1:
+                raise ValueError("DRaFT + value maximises one stitched value: give exactly one reward term")
+            base = build_flow_model(s.model).to(device).eval().requires_grad_(False)
+            (term,) = reward.models.values()
+            self.score = load_stitched(s.draft.value_path, base, term).to(device).eval().requires_grad_(False)
+        self.policy = Velocity(self.engine)
+        self.reference = Velocity(lambda *args: self._velocity_with(self.ref, *args))
+
+    def stop_for(self, step: int, micro_batch: int) -> int:
+        """The step micro-batch `micro_batch` (counted over all ranks) stops after: the schedule's end
+        for DRaFT-K, else uniform over draft.horizon's window."""
+        window = self.setup_cfg.draft.stop_window
+        if window is None:
+            return self.setup_cfg.draft.sampler.num_steps
+        return int(np.random.default_rng([self.setup_cfg.seed, step, micro_batch]).integers(window[0], window[1] + 1))
+
+    def train_step(self, prompts: list[str], seeds: list[int], step: int) -> dict[str, float]:
+        """One optimizer step on this rank's rows (a prompt and a noise seed each); step counts from 1.
+        Returns this rank's mean loss terms."""
+        s, mb = self.setup_cfg, self.cfg.micro_batch
+        if len(prompts) != len(seeds) or len(prompts) * self.world_size != s.rows_per_step:
+            raise ValueError(f"{len(prompts)} prompts and {len(seeds)} seeds on {self.world_size} learners; each step takes {s.rows_per_step}")
+        stats: dict[str, list[float]] = {}
+        first = self.rank * (len(prompts) // mb)  # this rank's first micro-batch in the step
+        for j, start in enumerate(range(0, len(prompts), mb)):
+            rows = prompts[start : start + mb]
+            with torch.no_grad():
+                cond = self.model.encode_prompt(rows).to(s.device)
+            null = self.null.index([0] * len(rows)) if self.null is not None else None
+            loss, parts = draft_loss(
+                self.policy, self.reference, self.score, cond, rows, times=self.times, seeds=seeds[start : start + mb],
+                latent_shape=self.latent_shape, cfg=s.draft, stop=self.stop_for(step, first + j), null_cond=null,
+            )
+            self.engine.backward(loss)
+            self.engine.step()  # steps the optimizer only at the accumulation boundary
+            for key, value in parts.items():
+                stats.setdefault(key, []).append(value)
+        self._update_eval_ema(step)
+        return {**{k: float(np.mean(v)) for k, v in stats.items()}, "grad_norm": self._grad_norm()}

@@ -1,0 +1,36 @@
+"""`DraftTrainer`: the controller of a DRaFT run. Per step the learners sample the step's prompts with
+gradients and take one optimizer step (`DraftLearner`); the rollout workers only evaluate the EMA."""
+
+import time
+from pathlib import Path
+
+from learner.draft_config import DraftJobConfig
+from learner.draft_learner import DraftLearner, DraftSetup
+from learner.trainer import Trainer, prompts_for_step
+
+
+def split(items: list, n: int) -> list[list]:
+    """n contiguous equal parts (the caller checked that n divides len(items))."""
+    size = len(items) // n
+    return [items[i * size : (i + 1) * size] for i in range(n)]
+
+
+class DraftTrainer(Trainer):
+    name = "draft"
+
+    def __init__(self, cfg: DraftJobConfig, run_dir: Path, train_prompts: list[str], eval_prompts: list[str], verifier=None):
+        setup = DraftSetup(
+            model=cfg.model, finetune=cfg.finetune, rewards=cfg.rewards, draft=cfg.draft, learner=cfg.learner,
+            rows_per_step=cfg.train.rows_per_step, height=cfg.height, width=cfg.width, seed=cfg.seed, device=cfg.device,
+        )
+        super().__init__(cfg, run_dir, train_prompts, eval_prompts, verifier, DraftLearner, setup)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        P, K = self.cfg.train.prompts_per_step, self.cfg.train.group_size
+        rows = [p for p in prompts_for_step(self.train_prompts, step, P, self.cfg.seed) for _ in range(K)]
+        seeds, n = self.step_seeds(step), len(self.learners.actors)
+        tick = time.perf_counter()
+        stats = self.learners.train_step(list(zip(split(rows, n), split(seeds, n), strict=True)), step)
+        seconds = time.perf_counter() - tick
+        # "reward": the score maximised (the pixel reward, or the value of z_tau), as NFT logs its rollouts'
+        return {"reward": stats.pop("score"), **stats, "time/learner": seconds, "time/step": seconds}
