@@ -11,39 +11,24 @@ of it, evaluations included). Also seconds per step and both final scores and re
 printed is one JSON object.
 """
 
-import argparse
 import json
 import sys
-import time
-from itertools import accumulate
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
-
 import launch.draft as draft  # noqa: E402
 from launch.nft_report import time_to  # noqa: E402
+from training_runs import comparison_args, run_training  # noqa: E402
 
 
 def run_mode(out: Path, horizon: str, steps: int, extra: list[str]) -> tuple[dict, list[dict]]:
-    overrides = [f"run_dir={out / horizon}", f"draft.horizon={horizon}", f"train.steps={steps}", "logging.wandb=disabled", *extra]
-    with initialize_config_dir(config_dir=str(draft.REPO / "configs"), version_base=None):
-        summary = draft.run(compose("draft", overrides=overrides), overrides)
-    rows = [json.loads(line) for line in (out / horizon / "metrics.jsonl").read_text().splitlines()]
-    for row, seconds in zip(rows, accumulate(r.get("time/step", 0.0) for r in rows), strict=True):
-        row["train_seconds"] = seconds
-    return summary, rows
+    return run_training(draft, "draft", out / horizon, [f"draft.horizon={horizon}", f"train.steps={steps}", *extra])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--horizon", default="3-7", help="the value run's stop window (steps of the 10-step rollout)")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--out", default=f"runs/bench_draft_speed/{time.strftime('%Y%m%d-%H%M%S')}")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for both runs, after --")
-    args = parser.parse_args()
-    out = Path(args.out).resolve()
+    args = comparison_args(__doc__, "draft_speed", "3-7", 200)
+    out = args.out
     base, base_rows = run_mode(out, "full", args.steps, args.overrides)
     value, value_rows = run_mode(out, args.horizon, args.steps, args.overrides)
     target = base["final_prompt_acc"]

@@ -9,37 +9,26 @@ full run ends its budget with), their ratio, rollout seconds per sample in each 
 scores. The last line printed is one JSON object.
 """
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from hydra import compose, initialize_config_dir  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 import launch.nft as nft  # noqa: E402
 from launch.nft_report import time_to  # noqa: E402
+from training_runs import comparison_args, run_training  # noqa: E402
 
 
 def run_mode(out: Path, horizon: str, steps: int, extra: list[str]) -> tuple[dict, list[dict]]:
-    overrides = [f"run_dir={out / horizon}", f"rollout.horizon={horizon}", f"train.steps={steps}", "logging.wandb=disabled", *extra]
-    with initialize_config_dir(config_dir=str(nft.REPO / "configs"), version_base=None):
-        summary = nft.run(compose("nft", overrides=overrides), overrides)
-    rows = [json.loads(line) for line in (out / horizon / "metrics.jsonl").read_text().splitlines()]
-    return summary, rows
+    return run_training(nft, "nft", out / horizon, [f"rollout.horizon={horizon}", f"train.steps={steps}", *extra])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--horizon", default="5-7", help="the value run's stop window (steps of the 10-step rollout)")
-    parser.add_argument("--steps", type=int, default=140)
-    parser.add_argument("--out", default=f"runs/bench_nft_speed/{time.strftime('%Y%m%d-%H%M%S')}")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for both runs, after --")
-    args = parser.parse_args()
-    out = Path(args.out).resolve()
+    args = comparison_args(__doc__, "nft_speed", "5-7", 140)
+    out = args.out
     full, full_rows = run_mode(out, "full", args.steps, args.overrides)
     value, value_rows = run_mode(out, args.horizon, args.steps, args.overrides)
     target = full["final_prompt_acc"]

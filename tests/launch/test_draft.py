@@ -1,7 +1,6 @@
 """launch/draft.py: bad input fails before Ray, and a resumed run repeats an uninterrupted one (the
 committed tiny world and value, CPU, seeded)."""
 
-import json
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ from hydra import compose, initialize_config_dir
 
 import launch.draft as draft
 from launch import training_job
+from tests.launch.metrics import training_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,19 +43,14 @@ def test_bad_input_fails_before_any_actor_starts(monkeypatch, tmp_path, override
         _run(f"run_dir={tmp_path}", *override.split())
 
 
-def _training_rows(run_dir: Path) -> dict[int, dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: {k: v for k, v in r.items() if not k.startswith(("time/", "wall", "eval/"))} for r in rows}
-
-
 def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_path):
     """Same seed, CPU: identical values, losses and evaluation after resuming DRaFT + value from step 2 of 4."""
     whole = _run(f"run_dir={tmp_path / 'whole'}", "train.steps=4", *SMALL)
     _run(f"run_dir={tmp_path / 'parts'}", "train.steps=2", *SMALL)
     resumed = _run(f"resume={tmp_path / 'parts'}", "train.steps=4")
-    rows = _training_rows(tmp_path / "whole")
+    rows = training_rows(tmp_path / "whole")
     assert resumed["steps"] == whole["steps"] == 4
-    assert _training_rows(tmp_path / "parts") == rows
+    assert training_rows(tmp_path / "parts") == rows
     assert resumed["final_reward"] == whole["final_reward"] and resumed["final_prompt_acc"] == whole["final_prompt_acc"]
     assert resumed["final_reward"] != resumed["base_reward"]  # the steps trained the evaluated weights
     times = [0.602, 0.009]  # the 4-step shifted schedule's times after steps 2 and 3
@@ -67,5 +62,5 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_pa
 
 def test_draft_k_trains_on_the_decoded_reward(ray_local, tmp_path):
     summary = _run(f"run_dir={tmp_path}", "train.steps=1", *SMALL, "draft.horizon=full")
-    (row,) = [r for s, r in _training_rows(tmp_path).items() if s == 1]
+    (row,) = [r for s, r in training_rows(tmp_path).items() if s == 1]
     assert row["stop_time"] == 0.0 and summary["final_prompt_acc"] is not None

@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 
 import launch.nft as nft
 from launch import training_job
+from tests.launch.metrics import training_rows
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,18 +58,13 @@ def test_an_unknown_reward_preset_is_refused_when_composing():
         _compose("rewards=nope")
 
 
-def _training_rows(run_dir: Path) -> dict[int, dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: {k: v for k, v in r.items() if not k.startswith(("time/", "wall", "eval/"))} for r in rows}
-
-
 def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_path):
     """Same seed, CPU: identical rewards, losses and evaluation after resuming from step 2 of 4."""
     whole = _run(f"run_dir={tmp_path / 'whole'}", "train.steps=4", *SMALL)
     _run(f"run_dir={tmp_path / 'parts'}", "train.steps=2", *SMALL)
     resumed = _run(f"resume={tmp_path / 'parts'}", "train.steps=4")
     assert resumed["steps"] == whole["steps"] == 4
-    assert _training_rows(tmp_path / "parts") == _training_rows(tmp_path / "whole")
+    assert training_rows(tmp_path / "parts") == training_rows(tmp_path / "whole")
     assert resumed["final_reward"] == whole["final_reward"]
     assert resumed["final_prompt_acc"] == whole["final_prompt_acc"]
     assert (tmp_path / "whole" / "curves.png").is_file() and (tmp_path / "whole" / "summary.json").is_file()
