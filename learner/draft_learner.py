@@ -37,7 +37,8 @@ class DraftLearner(Learner):
     def prepare(self, model: FlowModel) -> None:
         s, device = self.setup_cfg, self.setup_cfg.device
         self.model = model
-        C, h, w = self.latent_shape = model.latent_shape(s.height, s.width)
+        self.latent_shape = model.latent_shape(s.height, s.width)
+        _, h, w = self.latent_shape
         self.times = model.schedule(s.draft.sampler.num_steps, h, w)
         with torch.no_grad():
             self.null = model.encode_prompt([""]) if s.draft.sampler.cfg_scale != 1.0 else None
@@ -72,7 +73,7 @@ class DraftLearner(Learner):
         for j, start in enumerate(range(0, len(prompts), mb)):
             rows = prompts[start : start + mb]
             with torch.no_grad():
-                cond = self.model.encode_prompt(rows).to(s.device)
+                cond = self.model.encode_prompt(rows)
             null = self.null.index([0] * len(rows)) if self.null is not None else None
             loss, parts = draft_loss(
                 self.policy, self.reference, self.score, cond, rows, times=self.times, seeds=seeds[start : start + mb],
