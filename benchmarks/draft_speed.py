@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import launch.draft as draft  # noqa: E402
-from launch.nft_report import time_to  # noqa: E402
+from launch.horizon_report import time_to  # noqa: E402
 from training_runs import comparison_args, run_training  # noqa: E402
 
 

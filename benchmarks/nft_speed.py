@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from omegaconf import OmegaConf  # noqa: E402
 
 import launch.nft as nft  # noqa: E402
-from launch.nft_report import time_to  # noqa: E402
+from launch.horizon_report import time_to  # noqa: E402
 from training_runs import comparison_args, run_training  # noqa: E402
 
 

@@ -1,9 +1,11 @@
-"""Collect the runs of a rollout-horizon sweep into one table and one plot.
+"""Collect the runs of a rollout-horizon sweep (DiffusionNFT's rollout.horizon or DRaFT's draft.horizon)
+into one table and one plot.
 
     python launch/nft.py -m rollout.horizon=full,4-5,5-7,7-9  # a Hydra multirun: runs/nft_sweep/<time>/<horizon>/
-    python launch/nft_report.py runs/nft_sweep/<time>         # -> horizons.md, horizons.json, horizons.png there
+    python launch/draft.py -m draft.horizon=full,2-4,3-7,5-9  # or DRaFT's: runs/draft_sweep/<time>/<horizon>/
+    python launch/horizon_report.py runs/nft_sweep/<time>     # -> horizons.md, horizons.json, horizons.png there
 
-Per run: horizon, final and base verifier score and reward, wall seconds, rollout seconds per sample,
+Per run: horizon, final and base verifier score and reward, wall seconds, seconds per training step,
 and the wall seconds at which its evaluation first reached the full-rollout run's final score.
 """
 
@@ -21,7 +23,8 @@ from learner.run_log import plot_runs  # noqa: E402
 def load_run(run_dir: Path) -> tuple[str, dict, list[dict]]:
     cfg = OmegaConf.load(run_dir / "config.yaml")
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    return str(cfg.rollout.horizon), json.loads((run_dir / "summary.json").read_text()), rows
+    horizon = cfg.draft.horizon if "draft" in cfg else cfg.rollout.horizon
+    return str(horizon), json.loads((run_dir / "summary.json").read_text()), rows
 
 
 def time_to(rows: list[dict], target: float, clock: str = "wall_seconds") -> float | None:
@@ -47,7 +50,7 @@ def report(sweep: Path) -> list[dict]:
             "final_reward": summary["final_reward"],
             "steps": summary["steps"],
             "wall_seconds": summary["wall_seconds"],
-            "rollout_seconds_per_step": summary["rollout_seconds"] / summary["steps"],
+            "seconds_per_step": sum(r.get("time/step", 0.0) for r in rows) / summary["steps"],
             "seconds_to_full_final": time_to(rows, target) if target is not None else None,
         })
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
@@ -60,5 +63,5 @@ def report(sweep: Path) -> list[dict]:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python launch/nft_report.py <sweep directory of python launch/nft.py -m ...>")
+        sys.exit("usage: python launch/horizon_report.py <sweep directory of python launch/nft.py -m or launch/draft.py -m>")
     print(json.dumps(report(Path(sys.argv[1]))))
