@@ -21,6 +21,11 @@ class DraftJobConfig(JobConfig):
                 f"rollout.horizon={self.rollout.horizon!r}: DRaFT samples its training rollouts on the learners; "
                 "set draft.horizon (rollout.* only sizes the evaluation workers)"
             )
+        if self.train.max_staleness:
+            raise ValueError(
+                f"train.max_staleness={self.train.max_staleness}: DRaFT samples inside the learner step with the current "
+                "weights, so nothing is sampled ahead; leave it at 0"
+            )
         if self.draft.stop_window is not None and len(self.rewards) != 1:
             raise ValueError(f"draft.horizon={self.draft.horizon!r} maximises one stitched value: give one reward term, not {sorted(self.rewards)}")
 

@@ -35,6 +35,7 @@ def _run(*overrides):
         ("draft.horizon=0-4", "stops must lie in 1..9"),
         ("draft.reg_weight=-1", "draft.reg_weight=-1.0 must be >= 0"),
         ("learner.micro_batch=5", "must divide by"),
+        ("train.max_staleness=1", "nothing is sampled ahead"),
     ],
 )
 def test_bad_input_fails_before_any_actor_starts(monkeypatch, tmp_path, override, message):
