@@ -9,12 +9,6 @@ from learner.draft_learner import DraftLearner, DraftSetup
 from learner.trainer import Trainer, prompts_for_step
 
 
-def split(items: list, n: int) -> list[list]:
-    """n contiguous equal parts (the caller checked that n divides len(items))."""
-    size = len(items) // n
-    return [items[i * size : (i + 1) * size] for i in range(n)]
-
-
 class DraftTrainer(Trainer):
     name = "draft"
 
@@ -28,9 +22,8 @@ class DraftTrainer(Trainer):
     def train_step(self, step: int) -> dict[str, float]:
         P, K = self.cfg.train.prompts_per_step, self.cfg.train.group_size
         rows = [p for p in prompts_for_step(self.train_prompts, step, P, self.cfg.seed) for _ in range(K)]
-        seeds, n = self.step_seeds(step), len(self.learners.actors)
         tick = time.perf_counter()
-        stats = self.learners.train_step(list(zip(split(rows, n), split(seeds, n), strict=True)), step)
+        stats = self.learners.train_step(rows, self.step_seeds(step), step=step)
         seconds = time.perf_counter() - tick
         # "reward": the score maximised (the pixel reward, or the value of z_tau), as NFT logs its rollouts'
         return {"reward": stats.pop("score"), **stats, "time/learner": seconds, "time/step": seconds}

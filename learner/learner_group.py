@@ -13,6 +13,16 @@ from learner.learner import Learner, LearnerSetup
 from rollout.placement import in_bundle, reserve
 
 
+def shard(rows, n: int) -> list:
+    """n contiguous equal parts of a RolloutBatch, a tensor or a list along its rows."""
+    if len(rows) % n:
+        raise ValueError(f"{len(rows)} rows do not split evenly over {n} learners")
+    size = len(rows) // n
+    if isinstance(rows, list):
+        return [rows[k * size : (k + 1) * size] for k in range(n)]
+    return list(rows.chunk(n))
+
+
 class LearnerGroup:
     def __init__(self, learner: type[Learner], setup: LearnerSetup, *, timeout_s: float):
         cfg = setup.learner
@@ -30,11 +40,11 @@ class LearnerGroup:
     def _all(self, method: str, *args) -> list:
         return ray.get([getattr(a, method).remote(*args) for a in self.actors])
 
-    def train_step(self, shards: list[tuple], step: int) -> dict[str, float]:
-        """One optimizer step; shards[rank] are that rank's arguments (its even share of the rows:
-        DeepSpeed averages the ranks' gradients). Returns the ranks' mean stats."""
-        if len(shards) != len(self.actors):
-            raise ValueError(f"{len(shards)} shards for {len(self.actors)} learners")
+    def train_step(self, *rows, step: int) -> dict[str, float]:
+        """One optimizer step. Each of `rows` (a RolloutBatch, a tensor or a list, one entry per row) is
+        split into equal contiguous shards, rank k getting shard k of each (DeepSpeed averages the ranks'
+        gradients). Returns the ranks' mean stats."""
+        shards = zip(*(shard(r, len(self.actors)) for r in rows), strict=True)
         stats = ray.get([a.train_step.remote(*s, step) for a, s in zip(self.actors, shards, strict=True)])
         return {k: float(np.mean([s[k] for s in stats])) for k in stats[0]}
 

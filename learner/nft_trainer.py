@@ -63,9 +63,8 @@ class NFTTrainer(Trainer):
         waited = time.perf_counter() - tick
         assert step - 1 - batch.policy_version <= cfg.train.max_staleness, "a batch older than train.max_staleness"
         advantages, r = optimality_probability(batch.rewards, batch.groups, cfg.nft.adv_clip)
-        n = len(self.learners.actors)
         t0 = time.perf_counter()
-        stats = self.learners.train_step(list(zip(batch.chunk(n), r.chunk(n), strict=True)), step)
+        stats = self.learners.train_step(batch, r, step=step)
         t1 = time.perf_counter()
         self._sync(step)
         t2 = time.perf_counter()

@@ -1,11 +1,12 @@
 """The learner group and the rollout workers as real Ray actors: DeepSpeed over gloo on CPU."""
 
+import pytest
 import torch
 
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from diffusion.trainable import FinetuneConfig
-from learner.learner_group import LearnerGroup
+from learner.learner_group import LearnerGroup, shard
 from learner.learner import LearnerConfig
 from learner.nft_learner import NFTLearner, NFTSetup
 from learner.nft_loss import NFTLossConfig, optimality_probability
@@ -33,13 +34,20 @@ def _batch():
     return worker.sample(prompts, [i // 2 for i in range(8)], list(range(8)))
 
 
+def test_rows_shard_into_equal_contiguous_parts_whatever_holds_them():
+    assert shard(["a", "b", "c", "d"], 2) == [["a", "b"], ["c", "d"]]
+    assert [t.tolist() for t in shard(torch.arange(6), 3)] == [[0, 1], [2, 3], [4, 5]]
+    with pytest.raises(ValueError, match="5 rows do not split evenly over 2 learners"):
+        shard(list(range(5)), 2)
+
+
 def test_two_zero2_learners_make_the_same_update_as_one_with_the_whole_batch(ray_local):
     batch = _batch()
     _, r = optimality_probability(batch.rewards, batch.groups, 5.0)
     results = []
     for n in (1, 2):
         group = LearnerGroup(NFTLearner, _setup(n), timeout_s=120)
-        stats = group.train_step(list(zip(batch.chunk(n), r.chunk(n))), step=1)
+        stats = group.train_step(batch, r, step=1)
         results.append((group.policy_weights(), ray_local.get(group.publish()), stats))
         for a in group.actors:
             ray_local.kill(a)
@@ -58,7 +66,7 @@ def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
     workers = RolloutWorkerGroup(ROLLOUT, dict(model=MODEL, rewards=REWARDS, finetune=FinetuneConfig(), height=16, width=16), timeout_s=120)
     batch = _batch()
     r = optimality_probability(batch.rewards, batch.groups, 5.0)[1]
-    group.train_step(list(zip(batch.chunk(2), r.chunk(2))), step=1)
+    group.train_step(batch, r, step=1)
     published = group.publish()
     workers.load_weights(published, version=1)
     expected = ray_local.get(published)
