@@ -6,8 +6,10 @@ import torch
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from diffusion.trainable import FinetuneConfig
-from learner.learner_group import LearnerGroup, shard
+from learner.draft_learner import DraftLearner, DraftSetup
+from learner.draft_objective import DraftConfig
 from learner.learner import LearnerConfig
+from learner.learner_group import LearnerGroup, shard
 from learner.nft_learner import NFTLearner, NFTSetup
 from learner.nft_loss import NFTLossConfig, optimality_probability
 from rollout.worker import RolloutConfig, RolloutWorker
@@ -58,6 +60,30 @@ def test_two_zero2_learners_make_the_same_update_as_one_with_the_whole_batch(ray
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
         torch.testing.assert_close(two_old[name], one_old[name], rtol=1e-4, atol=1e-6)
+    assert abs(one_stats["loss"] - two_stats["loss"]) < 1e-4 * abs(one_stats["loss"])
+
+
+def test_draft_two_zero2_learners_make_the_same_update_as_one_sampling_the_whole_step(ray_local):
+    """DRaFT samples inside the learner step: the rows' noise follows their seeds and the stops their
+    micro-batch's index in the step, so how the rows are split over ranks does not change the update."""
+    setup = lambda n: DraftSetup(  # noqa: E731
+        model=MODEL, rewards=REWARDS, draft=DraftConfig(sampler=SamplerConfig(num_steps=4), grad_steps=2, reg_weight=0.1),
+        learner=LearnerConfig(num_learners=n, micro_batch=2, lr=1e-3, zero_stage=2), rows_per_step=4, height=16, width=16,
+    )
+    prompts, seeds = ["a red seven", "two blue threes", "a one", "a green four above a two"], [5, 6, 7, 8]
+    results = []
+    for n in (1, 2):
+        group = LearnerGroup(DraftLearner, setup(n), timeout_s=120)
+        stats = group.train_step(prompts, seeds, step=1)
+        results.append((group.policy_weights(), ray_local.get(group.eval_weights()), stats))
+        for a in group.actors:
+            ray_local.kill(a)
+        ray_local.util.remove_placement_group(group.pg)
+    (one, one_ema, one_stats), (two, two_ema, two_stats) = results
+    assert max((one[n] - one_ema[n]).abs().max().item() for n in one) > 1e-5  # the step moved the weights
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(two_ema[name], one_ema[name], rtol=1e-4, atol=1e-6)
     assert abs(one_stats["loss"] - two_stats["loss"]) < 1e-4 * abs(one_stats["loss"])
 
 
