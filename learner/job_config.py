@@ -8,6 +8,7 @@ from diffusion.trainable import FinetuneConfig
 from learner.learner import LearnerConfig
 from rollout.worker import RolloutConfig
 from value.weighted_reward import RewardTermConfig
+from world.prompts import EVAL_PER_FAMILY
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -49,7 +50,7 @@ class PromptConfig:
     train_file: str = ""
     num_train: int = 1000
     eval_file: str = ""
-    eval_per_family: int = 16
+    eval_per_family: int = EVAL_PER_FAMILY
 
 
 @dataclass(kw_only=True)

@@ -133,6 +133,7 @@ def _generator_prompts(cfg: ImageSourceConfig) -> list[str]:
 
         return read_prompt_file(cfg.path)
     from world.clip import captioned_scenes
-    from world.prompts import all_held_out
+    from world.prompts import EVAL_PER_FAMILY, all_held_out
 
-    return [spec.text() for _, spec in captioned_scenes(cfg.samples, np.random.default_rng(cfg.seed), exclude=all_held_out(16))]
+    held_out = all_held_out(EVAL_PER_FAMILY)
+    return [spec.text() for _, spec in captioned_scenes(cfg.samples, np.random.default_rng(cfg.seed), exclude=held_out)]

@@ -24,7 +24,7 @@ from value.tiny import save_open_clip_dir
 from world import clip as world_clip
 from world import cost, generator, vae as world_vae, verifier as world_verifier
 from world.artifacts import check_component, write_component, write_json_atomic
-from world.prompts import FAMILIES, all_eval_prompts, all_held_out, eval_prompts
+from world.prompts import EVAL_PER_FAMILY, FAMILIES, all_eval_prompts, all_held_out, eval_prompts
 from world.scenes import DigitBank
 
 
@@ -41,7 +41,7 @@ class WorldConfig:
     preference_steps: int = 400
     generator_steps: int = 4000
     generator_scenes: int = 20000
-    eval_prompts_per_family: int = 16
+    eval_prompts_per_family: int = EVAL_PER_FAMILY
     eval_samples_per_prompt: int = 4
     sample_steps: int = 20
     cfg_scale: float = 4.0

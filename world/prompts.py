@@ -21,6 +21,8 @@ import numpy as np
 from world.scenes import COLOUR_NAMES, DIGIT_NAMES, PLURAL_NAMES, Item, Scene, cell_row_col
 
 FAMILIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+# The evaluation set's prompts per family: what every job evaluates on and what training never sees.
+EVAL_PER_FAMILY = 16
 RELATIONS = ("left of", "right of", "above", "below")
 COUNT_WORDS = {2: "two", 3: "three", 4: "four"}
 _VOWEL_SOUNDS = ("eight", "orange")  # "an eight", "an orange two", but "a one"
@@ -176,7 +178,7 @@ def all_held_out(n: int) -> frozenset[str]:
     return frozenset().union(*(held_out(f, n) for f in FAMILIES))
 
 
-def training_prompts(n: int, seed: int = 0, eval_per_family: int = 16) -> list[str]:
+def training_prompts(n: int, seed: int = 0, eval_per_family: int = EVAL_PER_FAMILY) -> list[str]:
     """n distinct RL training prompts, families uniform, never one of the held-out evaluation prompts."""
     excluded = all_held_out(eval_per_family)
     rng = np.random.default_rng([seed, 77])
