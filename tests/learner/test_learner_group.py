@@ -43,24 +43,32 @@ def test_rows_shard_into_equal_contiguous_parts_whatever_holds_them():
         shard(list(range(5)), 2)
 
 
+def _one_step_on_one_and_two_learners(ray, learner, setup, *rows) -> list[tuple[dict, dict, dict]]:
+    """Per group size 1 and 2: (trained weights, evaluation EMA, stats) after one step on `rows`."""
+    results = []
+    for n in (1, 2):
+        group = LearnerGroup(learner, setup(n), timeout_s=120)
+        stats = group.train_step(*rows, step=1)
+        results.append((group.policy_weights(), ray.get(group.eval_weights()), stats))
+        for a in group.actors:
+            ray.kill(a)
+        ray.util.remove_placement_group(group.pg)
+    return results
+
+
+def _assert_same_update(results) -> None:
+    (one, one_ema, one_stats), (two, two_ema, two_stats) = results
+    assert max((one[n] - one_ema[n]).abs().max().item() for n in one) > 1e-5  # the step moved the weights
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
+        torch.testing.assert_close(two_ema[name], one_ema[name], rtol=1e-4, atol=1e-6)
+    assert abs(one_stats["loss"] - two_stats["loss"]) < 1e-4 * abs(one_stats["loss"])
+
+
 def test_two_zero2_learners_make_the_same_update_as_one_with_the_whole_batch(ray_local):
     batch = _batch()
     _, r = optimality_probability(batch.rewards, batch.groups, 5.0)
-    results = []
-    for n in (1, 2):
-        group = LearnerGroup(NFTLearner, _setup(n), timeout_s=120)
-        stats = group.train_step(batch, r, step=1)
-        results.append((group.policy_weights(), ray_local.get(group.publish()), stats))
-        for a in group.actors:
-            ray_local.kill(a)
-        ray_local.util.remove_placement_group(group.pg)
-    (one, one_old, one_stats), (two, two_old, two_stats) = results
-    start = {n: p.detach() for n, p in RolloutWorker(MODEL, REWARDS, FinetuneConfig(), ROLLOUT, height=16, width=16).model.transformer.named_parameters()}
-    assert max((one[n] - start[n]).abs().max().item() for n in one) > 1e-4  # the step moved the weights
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(two_old[name], one_old[name], rtol=1e-4, atol=1e-6)
-    assert abs(one_stats["loss"] - two_stats["loss"]) < 1e-4 * abs(one_stats["loss"])
+    _assert_same_update(_one_step_on_one_and_two_learners(ray_local, NFTLearner, _setup, batch, r))
 
 
 def test_draft_two_zero2_learners_make_the_same_update_as_one_sampling_the_whole_step(ray_local):
@@ -71,20 +79,7 @@ def test_draft_two_zero2_learners_make_the_same_update_as_one_sampling_the_whole
         learner=LearnerConfig(num_learners=n, micro_batch=2, lr=1e-3, zero_stage=2), rows_per_step=4, height=16, width=16,
     )
     prompts, seeds = ["a red seven", "two blue threes", "a one", "a green four above a two"], [5, 6, 7, 8]
-    results = []
-    for n in (1, 2):
-        group = LearnerGroup(DraftLearner, setup(n), timeout_s=120)
-        stats = group.train_step(prompts, seeds, step=1)
-        results.append((group.policy_weights(), ray_local.get(group.eval_weights()), stats))
-        for a in group.actors:
-            ray_local.kill(a)
-        ray_local.util.remove_placement_group(group.pg)
-    (one, one_ema, one_stats), (two, two_ema, two_stats) = results
-    assert max((one[n] - one_ema[n]).abs().max().item() for n in one) > 1e-5  # the step moved the weights
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-6)
-        torch.testing.assert_close(two_ema[name], one_ema[name], rtol=1e-4, atol=1e-6)
-    assert abs(one_stats["loss"] - two_stats["loss"]) < 1e-4 * abs(one_stats["loss"])
+    _assert_same_update(_one_step_on_one_and_two_learners(ray_local, DraftLearner, setup, prompts, seeds))
 
 
 def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
