@@ -18,10 +18,9 @@ import numpy as np
 import torch
 
 from diffusion.flow_model import FlowModel
-from diffusion.model_config import build_flow_model
 from learner.draft_objective import DecodedReward, DraftConfig, draft_loss
 from learner.learner import Learner, LearnerSetup, Velocity
-from value.stitched import load_stitched
+from rollout.worker import load_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
 
 
@@ -36,7 +35,6 @@ class DraftSetup(LearnerSetup):
 class DraftLearner(Learner):
     def prepare(self, model: FlowModel) -> None:
         s, device = self.setup_cfg, self.setup_cfg.device
-        self.model = model
         self.latent_shape = model.latent_shape(s.height, s.width)
         _, h, w = self.latent_shape
         self.times = model.schedule(s.draft.sampler.num_steps, h, w)
@@ -46,11 +44,7 @@ class DraftLearner(Learner):
         if s.draft.stop_window is None:
             self.score = DecodedReward(model, reward)
         else:
-            if len(reward.models) != 1:
-                raise ValueError("DRaFT + value maximises one stitched value: give exactly one reward term")
-            base = build_flow_model(s.model).to(device).eval().requires_grad_(False)
-            (term,) = reward.models.values()
-            self.score = load_stitched(s.draft.value_path, base, term).to(device).eval().requires_grad_(False)
+            self.score = load_frozen_value(s.model, s.draft.value_path, reward, device).eval().requires_grad_(False)
         self.policy = Velocity(self.engine)
         self.reference = Velocity(lambda *args: self._velocity_with(self.ref, *args))
 
@@ -73,7 +67,7 @@ class DraftLearner(Learner):
         for j, start in enumerate(range(0, len(prompts), mb)):
             rows = prompts[start : start + mb]
             with torch.no_grad():
-                cond = self.model.encode_prompt(rows)
+                cond = self.field.model.encode_prompt(rows)
             null = self.null.index([0] * len(rows)) if self.null is not None else None
             loss, parts = draft_loss(
                 self.policy, self.reference, self.score, cond, rows, times=self.times, seeds=seeds[start : start + mb],

@@ -16,7 +16,7 @@ from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.sampling import SamplerConfig, sample
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
 from rollout.batch import RolloutBatch
-from value.stitched import load_stitched
+from value.stitched import StitchedValue, load_stitched
 from value.weighted_reward import RewardTermConfig, WeightedReward
 
 
@@ -61,6 +61,17 @@ class RolloutConfig:
         return parse_horizon(self.horizon, "rollout.horizon")
 
 
+def load_frozen_value(model: ModelConfig, path: str, reward: WeightedReward, device) -> StitchedValue:
+    """The stitched value at `path` on a frozen copy of the base generator `model` (the policy's weights
+    move; the value's backbone must not), with the one training reward it was built for; on `device`.
+    Rollout workers score partial rollouts with it, DRaFT learners maximise it."""
+    if len(reward.models) != 1:
+        raise ValueError("a stitched value scores one reward: give exactly one reward term")
+    base = build_flow_model(model).to(device).eval().requires_grad_(False)
+    (term,) = reward.models.values()
+    return load_stitched(path, base, term).to(device)
+
+
 def parse_horizon(horizon: str, key: str) -> tuple[int, int] | None:
     """(first, last) stop step of partial rollouts, or None for "full"; `key` names the setting in errors."""
     if horizon == "full":
@@ -103,18 +114,9 @@ class RolloutWorker:
         self.cfg = rollout
         self.value = None
         if rollout.stop_window is not None:
-            self.value = self._load_value(model, rollout.value_path).to(self.device)
+            self.value = load_frozen_value(model, rollout.value_path, self.reward, self.device)
         self.latent_shape = self.model.latent_shape(height, width)
         self.version = 0
-
-    def _load_value(self, model: ModelConfig, path: str):
-        """The stitched value on a frozen copy of the base generator (the policy's weights move; the
-        value's backbone must not), with the one training reward it was built for."""
-        if len(self.reward.models) != 1:
-            raise ValueError("partial rollouts are scored by one stitched value: give exactly one reward term")
-        base = build_flow_model(model).to(self.device).eval().requires_grad_(False)
-        (reward,) = self.reward.models.values()
-        return load_stitched(path, base, reward)
 
     def load_weights(self, weights: dict[str, torch.Tensor], version: int) -> int:
         """Load published policy weights; every batch sampled afterwards carries `version`."""
