@@ -2,7 +2,7 @@
 generator, trained on 2 CPU cores from scikit-learn's bundled digits, then its quality gates.
 
     python launch/world.py                       # build into artifacts/world, or reuse what is there
-    python launch/world.py world.generator_steps=3000 world.dir=/tmp/world
+    python launch/world.py world.generator_steps=2000 world.dir=/tmp/world
 
 Reuses every component that is complete, uncorrupted and built from the same recipe; rebuilds the
 rest. The last line printed is the gates as one JSON object.

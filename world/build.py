@@ -39,7 +39,8 @@ class WorldConfig:
     vae_steps: int = 400
     clip_steps: int = 1500
     preference_steps: int = 400
-    generator_steps: int = 4000
+    generator_steps: int = 2000
+    generator_batch: int = 64
     generator_scenes: int = 20000
     eval_prompts_per_family: int = EVAL_PER_FAMILY
     eval_samples_per_prompt: int = 4
@@ -47,7 +48,7 @@ class WorldConfig:
     cfg_scale: float = 4.0
 
     def __post_init__(self):
-        for name in ("verifier_steps", "vae_steps", "clip_steps", "preference_steps", "generator_steps"):
+        for name in ("verifier_steps", "vae_steps", "clip_steps", "preference_steps", "generator_steps", "generator_batch"):
             if getattr(self, name) < 1:
                 raise ValueError(f"world.{name}={getattr(self, name)} must be at least 1")
 
@@ -59,12 +60,18 @@ def _recipes(cfg: WorldConfig) -> dict[str, dict]:
         "vae": {**base, "steps": cfg.vae_steps},
         "clip": {**base, "steps": cfg.clip_steps, "eval_prompts": cfg.eval_prompts_per_family},
         "preference": {**base, "steps": cfg.preference_steps, "clip_steps": cfg.clip_steps},
-        "generator": {**base, "steps": cfg.generator_steps, "scenes": cfg.generator_scenes, "vae_steps": cfg.vae_steps,
-                      "eval_prompts": cfg.eval_prompts_per_family},
+        "generator": {**base, "steps": cfg.generator_steps, "batch": cfg.generator_batch, "scenes": cfg.generator_scenes, "vae_steps": cfg.vae_steps,
+                      "clip_steps": cfg.clip_steps, "preference_steps": cfg.preference_steps,
+                      "eval_prompts": cfg.eval_prompts_per_family, "text_encoders": "clip+preference",
+                      "time_shift": generator.SHIFT},
     }
 
 
-DEPENDS_ON = {"preference": "clip", "generator": "vae"}
+DEPENDS_ON = {"preference": ("clip",), "generator": ("vae", "clip", "preference")}
+
+
+def _open_clip(folder: Path):
+    return build_reward_model(RewardConfig(kind="open_clip", path=str(folder))).text.model
 
 
 def _train(name: str, cfg: WorldConfig, bank: DigitBank, root: Path, bar):
@@ -81,15 +88,15 @@ def _train(name: str, cfg: WorldConfig, bank: DigitBank, root: Path, bar):
             model = world_clip.train_clip(bank, seed=seed, steps=cfg.clip_steps, exclude=all_held_out(cfg.eval_prompts_per_family), progress=bar)
             return lambda d: save_open_clip_dir(model, world_clip.CLIP_CONFIG, str(d))
         case "preference":
-            base = build_reward_model(RewardConfig(kind="open_clip", path=str(root / "clip"))).text.model
+            base = _open_clip(root / "clip")
             model = world_clip.train_preference(base, bank, seed=seed, steps=cfg.preference_steps, exclude=all_held_out(cfg.eval_prompts_per_family), progress=bar)
             return lambda d: save_open_clip_dir(model, world_clip.CLIP_CONFIG, str(d))
         case "generator":
             vae = AutoencoderKL.from_pretrained(root / "vae").eval()
             vae.register_to_config(_name_or_path="vae")  # not the build's absolute path: same seed, same bytes
-            pipeline = generator.new_pipeline(vae, seed=seed)
+            pipeline = generator.new_pipeline(vae, _open_clip(root / "clip"), _open_clip(root / "preference"), seed=seed)
             pipeline = generator.train_generator(
-                pipeline, bank, seed=seed, steps=cfg.generator_steps, num_scenes=cfg.generator_scenes,
+                pipeline, bank, seed=seed, steps=cfg.generator_steps, batch=cfg.generator_batch, num_scenes=cfg.generator_scenes,
                 exclude=all_held_out(cfg.eval_prompts_per_family), progress=bar,
             )
             return lambda d: pipeline.save_pretrained(d)
@@ -105,8 +112,9 @@ def build_components(cfg: WorldConfig, log=print) -> dict[str, float]:
     recipes = _recipes(cfg)
     for name in ("verifier", "vae", "clip", "preference", "generator"):
         reason = check_component(root / name, recipes[name])
-        if reason is None and DEPENDS_ON.get(name) in rebuilt:
-            reason = f"{DEPENDS_ON[name]} was rebuilt"
+        stale = [d for d in DEPENDS_ON.get(name, ()) if d in rebuilt]
+        if reason is None and stale:
+            reason = f"{stale[0]} was rebuilt"
         if reason is None:
             log(f"[world] {name}: reusing {root / name}")
             continue

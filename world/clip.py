@@ -79,10 +79,9 @@ def _matches(pairs) -> torch.Tensor:
     ])
 
 
-def _contrastive(model, images, tokens, matches: torch.Tensor) -> torch.Tensor:
-    """Symmetric InfoNCE with every matching pair a positive (targets spread evenly over them)."""
-    img = model.encode_image(images, normalize=True)
-    txt = model.encode_text(tokens, normalize=True)
+def _contrastive(model, img: torch.Tensor, txt: torch.Tensor, matches: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE on unit embeddings (B, D), every matching pair a positive (targets spread
+    evenly over them)."""
     logits = model.logit_scale.exp() * img @ txt.T
     image_to_text = matches / matches.sum(1, keepdim=True)
     text_to_image = matches.T / matches.T.sum(1, keepdim=True)
@@ -104,7 +103,9 @@ def train_clip(bank: DigitBank, *, seed: int, steps: int, batch: int = 64, exclu
     for _ in range(steps):
         pairs = captioned_scenes(batch, rng, exclude)
         images = _normalise(render_batch([s for s, _ in pairs], bank, "train", rng))
-        loss = _contrastive(model, images, tokenizer([p.text() for _, p in pairs]), _matches(pairs))
+        img = model.encode_image(images, normalize=True)
+        txt = model.encode_text(tokenizer([p.text() for _, p in pairs]), normalize=True)
+        loss = _contrastive(model, img, txt, _matches(pairs))
         take_step(loss, opt, sched, progress)
     return model.eval()
 
@@ -123,7 +124,7 @@ def train_preference(clip: nn.Module, bank: DigitBank, *, seed: int, steps: int,
         pos = model.encode_text(tokenizer([p.text() for _, p in pairs]), normalize=True)
         neg = model.encode_text(tokenizer(negatives), normalize=True)
         margin = model.logit_scale.exp() * ((img * pos).sum(-1) - (img * neg).sum(-1))
-        loss = F.softplus(-margin).mean() + _contrastive(model, images, tokenizer([p.text() for _, p in pairs]), _matches(pairs))
+        loss = F.softplus(-margin).mean() + _contrastive(model, img, pos, _matches(pairs))
         take_step(loss, opt, sched, progress)
     return model.eval()
 

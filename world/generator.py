@@ -1,7 +1,8 @@
-"""The tiny world's generator: an SD3-architecture pipeline (two tiny CLIP text encoders, a tiny MMDiT
-with dual attention in its first blocks and RMS qk-norm, the world's VAE), trained by flow matching
-(logit-normal t as SD3, prompt dropout so that CFG works). Its text encoders are random and frozen
-(SD3's are pretrained and frozen; here no text corpus exists, and the MMDiT learns to read them).
+"""The tiny world's generator: an SD3-architecture pipeline (two CLIP text encoders, a tiny MMDiT with
+dual attention in its first blocks and RMS qk-norm, the world's VAE), trained by flow matching
+(logit-normal t shifted as its sampler shifts, prompt dropout so that CFG works). Its text encoders are
+the world's CLIP and preference model's text towers, frozen, as SD3's are pretrained CLIPs kept frozen
+(`world/text_encoder.py`).
 
 Saved with `save_pretrained`, it is read by `SD3FlowModel.from_pretrained` exactly as SD3.5 is.
 """
@@ -12,31 +13,25 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
-from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+from torch import nn
 
-from diffusion.tiny import clip_tokenizer
 from world.clip import captioned_scenes
 from world.optim import one_cycle, take_step
 from world.scenes import DigitBank, render_batch
+from world.text_encoder import caption_tokenizer, text_encoder
 
-TEXT_WIDTH = 64
 MAX_SEQUENCE_LENGTH = 1  # no T5: the pipeline appends this many zero tokens
-TOKENS = 12  # CLIP context: the longest caption is 9 tokens with the whole-word merges
+TOKENS = 12  # CLIP context: the longest caption is 11 tokens with open_clip's BPE, its ends included
+SHIFT = 3.0  # the scheduler's time shift (SD3's); training draws its times with the same shift
 
 
-def new_pipeline(vae: AutoencoderKL, *, seed: int, layers: int = 4, width: int = 128, patch_size: int = 2):
-    tokenizer = clip_tokenizer(max_length=TOKENS)
-    encoders = []
-    for k in range(2):
-        torch.manual_seed(seed + k)
-        encoders.append(CLIPTextModelWithProjection(CLIPTextConfig(
-            vocab_size=len(tokenizer), hidden_size=TEXT_WIDTH, intermediate_size=2 * TEXT_WIDTH,
-            num_hidden_layers=2, num_attention_heads=2, max_position_embeddings=tokenizer.model_max_length,
-            projection_dim=TEXT_WIDTH, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )))
+def new_pipeline(vae: AutoencoderKL, clip: nn.Module, preference: nn.Module, *, seed: int, layers: int = 4,
+                 width: int = 128, patch_size: int = 2) -> StableDiffusion3Pipeline:
+    """A fresh MMDiT over the world's VAE, reading prompts through the text towers of the open_clip models
+    `clip` (text_encoder, as SD3's CLIP-L) and `preference` (text_encoder_2, as its OpenCLIP bigG)."""
+    tokenizers = [caption_tokenizer(max_length=TOKENS) for _ in range(2)]
+    encoders = [text_encoder(tower, tok) for tower, tok in zip((clip, preference), tokenizers, strict=True)]
     torch.manual_seed(seed + 2)
-    heads = width // 32
     transformer = SD3Transformer2DModel(
         sample_size=8,
         patch_size=patch_size,
@@ -44,17 +39,17 @@ def new_pipeline(vae: AutoencoderKL, *, seed: int, layers: int = 4, width: int =
         out_channels=vae.config.latent_channels,
         num_layers=layers,
         attention_head_dim=32,
-        num_attention_heads=heads,
-        joint_attention_dim=2 * TEXT_WIDTH,
+        num_attention_heads=width // 32,
+        joint_attention_dim=sum(e.config.hidden_size for e in encoders),  # SD3 concatenates their features
         caption_projection_dim=width,
-        pooled_projection_dim=2 * TEXT_WIDTH,
+        pooled_projection_dim=sum(e.config.projection_dim for e in encoders),
         pos_embed_max_size=8,
         dual_attention_layers=(0, 1),
         qk_norm="rms_norm",
     )
     return StableDiffusion3Pipeline(
-        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0), vae=vae,
-        text_encoder=encoders[0], tokenizer=tokenizer, text_encoder_2=encoders[1], tokenizer_2=clip_tokenizer(max_length=TOKENS),
+        transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=SHIFT), vae=vae,
+        text_encoder=encoders[0], tokenizer=tokenizers[0], text_encoder_2=encoders[1], tokenizer_2=tokenizers[1],
         text_encoder_3=None, tokenizer_3=None,
     )
 
@@ -94,8 +89,10 @@ def train_generator(
     progress=None,
 ) -> StableDiffusion3Pipeline:
     """Flow matching on `num_scenes` fixed training scenes (latents encoded once). The text encoders stay
-    frozen, as SD3's do, so each caption is encoded once. Returns the pipeline with the EMA of the
-    transformer's weights."""
+    frozen, as SD3's do, so each caption is encoded once. Times are logit-normal shifted by the sampler's
+    shift, as SD3 trains at high resolution: the sampler spends its first steps near t = 1, where the
+    layout is decided, and an unshifted logit-normal rarely trains there (measured: prompt accuracy without
+    CFG 0.088 -> 0.133 after 1,500 steps). Returns the pipeline with the EMA of the transformer's weights."""
     rng = np.random.default_rng(seed)
     pairs = captioned_scenes(num_scenes, rng, exclude)
     latents = encode_latents(pipeline.vae, render_batch([s for s, _ in pairs], bank, "train", rng))
@@ -103,6 +100,7 @@ def train_generator(
     row = {c: i for i, c in enumerate(vocabulary)}
     caption_row = torch.tensor([row[p.text()] for _, p in pairs])
     embeds, pooled = caption_embeddings(pipeline, vocabulary)
+    shift = pipeline.scheduler.config.shift
     transformer = pipeline.transformer.train().requires_grad_(True)
     ema = copy.deepcopy(transformer).requires_grad_(False)
     opt, sched = one_cycle(transformer.parameters(), lr=lr, steps=steps, weight_decay=0.01)
@@ -111,7 +109,8 @@ def train_generator(
         idx = torch.randint(len(latents), (batch,), generator=gen)
         z0, rows = latents[idx], caption_row[idx].clone()
         rows[torch.rand(batch, generator=gen) < prompt_dropout] = len(vocabulary) - 1
-        t = torch.sigmoid(torch.randn(batch, generator=gen))  # logit-normal(0, 1), as SD3 trains
+        t = torch.sigmoid(torch.randn(batch, generator=gen))  # logit-normal(0, 1), as SD3 trains ...
+        t = shift * t / (1 + (shift - 1) * t)  # ... and shifted as the scheduler shifts its sigmas
         eps = torch.randn(z0.shape, generator=gen)
         tb = t.view(-1, 1, 1, 1)
         u = transformer(

@@ -38,12 +38,11 @@ def test_card_meets_the_gates(card):
     assert card["size_mb"] < 30
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 open: the committed generator measures 0.111 without CFG (target >= 0.15)")
 def test_base_generator_without_cfg_reaches_the_lower_gate(card):
     assert card["gates"]["base_prompt_acc_cfg1"] >= 0.15
 
 
-@pytest.mark.xfail(strict=True, reason="issue 3 open: the full build measured 1,481 s on 2 cores (target < 900 s)")
+@pytest.mark.xfail(strict=True, reason="issue 3 open: the full build measured 937 s on 2 cores (target < 900 s)")
 def test_full_build_fits_in_fifteen_minutes(card):
     assert card["build_seconds"] < 15 * 60
 
@@ -61,6 +60,13 @@ def test_world_loads_through_the_real_code_paths():
     assert model.pipeline.__class__.__name__ == "StableDiffusion3Pipeline"
     reward = build_reward_model(RewardConfig(kind="open_clip", path=str(ROOT / "clip")))
     assert isinstance(reward, CLIPScore)
+    # SD3's text encoders are pretrained CLIPs; the generator's first is the world CLIP's text tower.
+    pipeline, caption = model.pipeline, ["a cyan six left of a nine"]
+    with torch.no_grad():
+        ids = pipeline.tokenizer(caption, padding="max_length", max_length=pipeline.tokenizer.model_max_length, return_tensors="pt")
+        ours = pipeline.text_encoder(ids.input_ids).text_embeds
+        theirs = reward.text.model.encode_text(world_clip.clip_tokenizer()(caption))
+    assert torch.allclose(ours, theirs, atol=1e-5)
 
 
 def test_rewards_and_verifier_still_measure_what_the_card_says(card):
