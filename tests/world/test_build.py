@@ -48,3 +48,15 @@ def test_second_call_reuses_and_a_corrupt_component_is_rebuilt(built):
     assert any("generator: building (vae was rebuilt)" in line for line in logs)
     assert any("clip: reusing" in line for line in logs)
     assert rebuilt["components"] == card["components"]  # deterministic, so the same bytes come back
+
+
+def test_the_generator_is_rebuilt_with_the_text_towers_it_reads(built):
+    root, card, _ = built
+    weights = next((root / "a" / "preference").glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    logs: list[str] = []
+    rebuilt = build_world(WorldConfig(dir=str(root / "a"), **TINY_RECIPE), log=logs.append)
+    assert any("preference: building (corrupt" in line for line in logs)
+    assert any("generator: building (preference was rebuilt)" in line for line in logs)
+    assert any("clip: reusing" in line for line in logs)
+    assert rebuilt["components"] == card["components"]
