@@ -13,7 +13,7 @@ from diffusers import SD3Transformer2DModel, StableDiffusion3Pipeline
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 from transformers import T5Config, T5EncoderModel, T5TokenizerFast
 
-_BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"  # CLIP's special tokens, in open_clip and transformers alike
 
 # Whole-word tokens for the tiny world's captions (colours, digit names, counts, relations); any other
 # word still tokenizes, character by character.
@@ -24,12 +24,21 @@ CAPTION_WORDS = (
 )
 
 
-def clip_tokenizer(words: tuple[str, ...] = CAPTION_WORDS, *, max_length: int = 24) -> CLIPTokenizer:
-    """A CLIP BPE tokenizer over lowercase letters and digits, with merges that make each of `words` one token."""
+def bpe_tokenizer(merges: list[tuple[str, str]], *, max_length: int) -> CLIPTokenizer:
+    """A CLIP BPE tokenizer over lowercase letters and digits with `merges` (in rank order): the vocabulary
+    is every character (alone and word-final), each merge's result, then the start and end tokens."""
     vocab: dict[str, int] = {}
     for c in string.ascii_lowercase + string.digits:
         vocab.setdefault(c, len(vocab))
         vocab.setdefault(c + "</w>", len(vocab))
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    vocab[BOS], vocab[EOS] = len(vocab), len(vocab) + 1
+    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+
+
+def clip_tokenizer(words: tuple[str, ...] = CAPTION_WORDS, *, max_length: int = 24) -> CLIPTokenizer:
+    """A CLIP BPE tokenizer over lowercase letters and digits, with merges that make each of `words` one token."""
     merges: list[tuple[str, str]] = []
     # Longest words first: BPE applies the lowest-ranked merge anywhere in a word, so a short word's
     # merges ranked early would cut longer words ("an" inside "orange").
@@ -40,9 +49,7 @@ def clip_tokenizer(words: tuple[str, ...] = CAPTION_WORDS, *, max_length: int = 
             if pair not in merges:
                 merges.append(pair)
             pieces = ["".join(pair)] + pieces[2:]
-            vocab.setdefault(pieces[0], len(vocab))
-    vocab[_BOS], vocab[_EOS] = len(vocab), len(vocab) + 1
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+    return bpe_tokenizer(merges, max_length=max_length)
 
 
 def _clip_text_config(tokenizer: CLIPTokenizer, hidden: int, projection: int) -> CLIPTextConfig:

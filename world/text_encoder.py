@@ -12,10 +12,7 @@ import torch
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer
 
-from diffusion.tiny import CAPTION_WORDS
-
-_BOS, _EOS = "<|startoftext|>", "<|endoftext|>"
-_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+from diffusion.tiny import BOS, CAPTION_WORDS, EOS, bpe_tokenizer
 
 
 def _bpe_merges(ranks: dict[tuple[str, str], int], word: str) -> list[tuple[str, str]]:
@@ -45,14 +42,7 @@ def caption_tokenizer(words: tuple[str, ...] = CAPTION_WORDS, *, max_length: int
     the converted embedding table is too (open_clip's has 49,408 rows)."""
     ranks = open_clip.tokenizer.SimpleTokenizer().bpe_ranks
     merges = sorted({m for w in words for m in _bpe_merges(ranks, w)}, key=ranks.__getitem__)
-    vocab: dict[str, int] = {}
-    for c in _CHARACTERS:
-        vocab.setdefault(c, len(vocab))
-        vocab.setdefault(c + "</w>", len(vocab))
-    for a, b in merges:
-        vocab.setdefault(a + b, len(vocab))
-    vocab[_BOS], vocab[_EOS] = len(vocab), len(vocab) + 1
-    return CLIPTokenizer(vocab=vocab, merges=merges, model_max_length=max_length)
+    return bpe_tokenizer(merges, max_length=max_length)
 
 
 def text_encoder(clip: nn.Module, tokenizer: CLIPTokenizer) -> CLIPTextModelWithProjection:
@@ -68,7 +58,7 @@ def text_encoder(clip: nn.Module, tokenizer: CLIPTokenizer) -> CLIPTextModelWith
         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
     )
     source = open_clip.tokenizer.SimpleTokenizer()
-    ids = source.encoder | {_BOS: source.sot_token_id, _EOS: source.eot_token_id}
+    ids = source.encoder | {BOS: source.sot_token_id, EOS: source.eot_token_id}
     rows = [ids[token] for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1])]
     state = {
         "text_model.embeddings.token_embedding.weight": clip.token_embedding.weight[rows],
