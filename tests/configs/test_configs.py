@@ -77,3 +77,5 @@ def test_the_real_model_experiments_compose_into_their_schemas(job, experiment):
         raw = compose(job, overrides=[f"+experiment={experiment}", "model.path=/d/sd35m", "run_dir=/tmp/x", *paths])
     cfg = OmegaConf.to_object(raw)
     assert cfg.model.path == "/d/sd35m" and cfg.device in ("cuda", "auto")
+    if job == "nft":  # the official recipe's, not the tiny world's (lr 1e-3, KL 0.1) it composes over
+        assert (cfg.learner.lr, cfg.nft.kl_weight) == (3e-4, 1e-4)
