@@ -17,6 +17,14 @@ def built(tmp_path_factory):
     return root, card, logs
 
 
+def _corrupt_and_rebuild(world, component: str) -> tuple[dict, list[str]]:
+    """Truncate the component's weights (as a killed copy would) and build again: (card, log lines)."""
+    weights = next((world / component).glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:100])
+    logs: list[str] = []
+    return build_world(WorldConfig(dir=str(world), **TINY_RECIPE), log=logs.append), logs
+
+
 def test_the_same_seed_gives_the_same_world(built):
     root, card, _ = built
     again = build_world(WorldConfig(dir=str(root / "b"), **TINY_RECIPE), log=lambda _: None)
@@ -40,10 +48,7 @@ def test_second_call_reuses_and_a_corrupt_component_is_rebuilt(built):
     logs: list[str] = []
     assert build_world(WorldConfig(dir=str(root / "a"), **TINY_RECIPE), log=logs.append) == card
     assert all("reusing" in line for line in logs)
-    weights = next((root / "a" / "vae").glob("*.safetensors"))
-    weights.write_bytes(weights.read_bytes()[:100])  # truncated, as by a killed copy
-    logs.clear()
-    rebuilt = build_world(WorldConfig(dir=str(root / "a"), **TINY_RECIPE), log=logs.append)
+    rebuilt, logs = _corrupt_and_rebuild(root / "a", "vae")
     assert any("vae: building (corrupt" in line for line in logs)
     assert any("generator: building (vae was rebuilt)" in line for line in logs)
     assert any("clip: reusing" in line for line in logs)
@@ -52,10 +57,7 @@ def test_second_call_reuses_and_a_corrupt_component_is_rebuilt(built):
 
 def test_the_generator_is_rebuilt_with_the_text_towers_it_reads(built):
     root, card, _ = built
-    weights = next((root / "a" / "preference").glob("*.safetensors"))
-    weights.write_bytes(weights.read_bytes()[:100])
-    logs: list[str] = []
-    rebuilt = build_world(WorldConfig(dir=str(root / "a"), **TINY_RECIPE), log=logs.append)
+    rebuilt, logs = _corrupt_and_rebuild(root / "a", "preference")
     assert any("preference: building (corrupt" in line for line in logs)
     assert any("generator: building (preference was rebuilt)" in line for line in logs)
     assert any("clip: reusing" in line for line in logs)
