@@ -4,6 +4,7 @@ scene, a wrong colour, count, position or digit), the way HPSv2 is a finetuned C
 models saved in open_clip's hub layout, so `value.clip_score` reads them as it reads DFN's."""
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import open_clip
@@ -130,11 +131,15 @@ def train_preference(clip: nn.Module, bank: DigitBank, *, seed: int, steps: int,
 
 
 @torch.no_grad()
-def zero_shot_acc(reward: RewardModel, bank: DigitBank, split: str, n: int, seed: int) -> float:
-    """Single-object scenes of `split`, classified among the ten single-object captions by reward score."""
+def zero_shot_acc(reward: RewardModel, bank: DigitBank, split: str, n: int, seed: int,
+                  view: Callable[[torch.Tensor], torch.Tensor] = lambda images: images) -> float:
+    """Single-object scenes of `split`, classified among the ten single-object captions by reward score.
+
+    `view` maps the rendered images before scoring (e.g. a VAE round trip); the same seed gives the same scenes.
+    """
     rng = np.random.default_rng(seed)
     specs = [sample_spec("single_object", rng) for _ in range(n)]
-    images = render_batch([scene_for(s, rng) for s in specs], bank, split, rng)
+    images = view(render_batch([scene_for(s, rng) for s in specs], bank, split, rng))
     captions = [PromptSpec("single_object", (d,)).text() for d in range(len(DIGIT_NAMES))]
     scores = torch.stack([reward(images, [c] * n) for c in captions], dim=1)  # (n, 10)
     return (scores.argmax(1) == torch.tensor([s.digits[0] for s in specs])).float().mean().item()

@@ -30,7 +30,8 @@ def new_vae(seed: int) -> AutoencoderKL:
     )
 
 
-def train_vae(bank: DigitBank, *, seed: int, steps: int, batch: int = 32, kl_weight: float = 1e-6, progress=None) -> AutoencoderKL:
+def train_vae(bank: DigitBank, *, seed: int, steps: int, lr: float, batch: int = 32, kl_weight: float = 1e-6,
+              progress=None) -> AutoencoderKL:
     """Reconstruction (L1 + MSE) with a small KL term, on fresh random training scenes every step.
 
     Afterwards the latent statistics set `shift_factor` and `scaling_factor` so that the scaled latents
@@ -38,7 +39,7 @@ def train_vae(bank: DigitBank, *, seed: int, steps: int, batch: int = 32, kl_wei
     """
     rng = np.random.default_rng(seed)
     vae = new_vae(seed)
-    opt, sched = one_cycle(vae.parameters(), lr=1e-3, steps=steps)
+    opt, sched = one_cycle(vae.parameters(), lr=lr, steps=steps)
     vae.train()
     for _ in range(steps):
         x = render_batch(random_scenes(batch, rng, empty_prob=0.4), bank, "train", rng) * 2 - 1
@@ -55,10 +56,16 @@ def train_vae(bank: DigitBank, *, seed: int, steps: int, batch: int = 32, kl_wei
 
 
 @torch.no_grad()
+def round_trip(vae: AutoencoderKL, images: torch.Tensor) -> torch.Tensor:
+    """Encode (posterior mean) and decode; images (B, 3, H, W) in [0, 1] -> the same."""
+    return ((vae.decode(vae.encode(images * 2 - 1).latent_dist.mean).sample + 1) / 2).clamp(0, 1)
+
+
+@torch.no_grad()
 def psnr_db(vae: AutoencoderKL, bank: DigitBank, split: str, n: int, seed: int) -> float:
     """Mean PSNR (dB) of encode-mean -> decode on `n` scenes of `split`, images in [0, 1]."""
     rng = np.random.default_rng(seed)
     x = render_batch(random_scenes(n, rng, empty_prob=0.4), bank, split, rng)
-    recon = ((vae.decode(vae.encode(x * 2 - 1).latent_dist.mean).sample + 1) / 2).clamp(0, 1)
+    recon = round_trip(vae, x)
     mse = ((recon - x) ** 2).flatten(1).mean(1)
     return float(np.mean([10 * math.log10(1.0 / max(m, 1e-10)) for m in mse.tolist()]))
