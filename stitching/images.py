@@ -4,9 +4,9 @@ of the backbone itself.
 
 Why the backbone's own samples: a value is asked about latents on the base model's trajectories, and the
 student only learns E[r(x0) | z_t] where its training x0 come from that model. Measured on the tiny world
-(generator x preference, i = 1, 800 steps): Spearman against the Monte Carlo truth at t = .89 / .73 /
-.52 / .27 rose from .43 / .60 / .55 / .45 (rendered scenes) to .67 / .73 / .78 / .78 (3,000 samples,
-artifacts/values/tiny_pref_i1).
+(generator x preference, (i, j) = (4, 1), 800 steps): Spearman against the Monte Carlo truth at t = .89 /
+.73 / .52 / .27 / .15 is .31 / .48 / .66 / .68 / .62 on 3,000 samples against .27 / .47 / .63 / .65 / .62
+on rendered scenes (README, "The value stitcher").
 
 `image_source(cfg, backbone)` returns batch(step, size) -> (size, 3, S, S) in [0, 1], a function of the
 step alone, so a resumed run sees the images an uninterrupted one would have.
