@@ -5,9 +5,15 @@ stitch (at `stitch_lr_mult` x the rate) and the tower copy; the backbone and the
 t is logit-normal (centre-biased: both ends carry little signal). Losses (StitchVM App. D.1):
 CLIP-like rewards: squared L2 between the L2-normalised embeddings + token_weight x the per-token MSE
 of the last block's outputs; an aesthetic head: Smooth-L1 on tokens, normalised embeddings and scores.
+
+Not in the paper, for CLIP-like rewards: + score_weight x the MSE between the student's and the
+teacher's scores against a fixed caption set, over the variance of the teacher's. The embedding loss
+weighs every direction of the embedding alike; the score reads only the directions the captions span,
+and how images rank for one caption is what group advantages, particles and guidance use.
 """
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,16 +29,19 @@ from value.stitched import StitchedValue
 
 @dataclass(kw_only=True)
 class DistillConfig:
-    """lr: the tower's rate (the stitch's is stitch_lr_mult x); linear warm-up, then constant, as the
-    paper states no decay."""
+    """lr: the tower's rate (the stitch's is stitch_lr_mult x); linear warm-up, then `lr_schedule`:
+    constant (the paper states no decay) or cosine (to zero at the last step)."""
 
     steps: int = 400
     batch: int = 32
     lr: float = 1e-4
     stitch_lr_mult: float = 5.0
     warmup_steps: int = 50
+    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     token_weight: float = 1.0
+    score_weight: float = 0.0
+    score_captions: int = 512
     t_mean: float = 0.0
     t_std: float = 1.0
     checkpoint_every: int = 100
@@ -44,11 +53,17 @@ class DistillConfig:
                 raise ValueError(f"distill.{name}={getattr(self, name)} must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"distill.lr={self.lr} must be positive")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"distill.lr_schedule={self.lr_schedule!r} is not one of constant, cosine")
+        if self.score_weight < 0 or self.score_captions < 2:
+            raise ValueError(f"distill.score_weight={self.score_weight} must be >= 0 and "
+                             f"distill.score_captions={self.score_captions} at least 2")
 
 
 def distill_loss(value: StitchedValue, teacher: RewardModel, images: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor,
-                 token_weight: float) -> torch.Tensor:
-    """images (B, 3, H, W) in [0, 1], clean; z_t (B, C, h, w) their noised latents at t (B,)."""
+                 token_weight: float, score_weight: float = 0.0, captions: Sequence[str] = ()) -> torch.Tensor:
+    """images (B, 3, H, W) in [0, 1], clean; z_t (B, C, h, w) their noised latents at t (B,).
+    captions: the score term's caption set (CLIP-like teachers, used when score_weight > 0)."""
     with torch.no_grad():
         tokens = teacher.tower.run_from(teacher.tokens_at(teacher.preprocess(images), 1), 1)
         embed = F.normalize(teacher.tower.pool(tokens), dim=-1)
@@ -58,7 +73,19 @@ def distill_loss(value: StitchedValue, teacher: RewardModel, images: torch.Tenso
         score, s_score = teacher.score_embedding(embed, []), teacher.score_embedding(s_embed, [])
         return (token_weight * F.smooth_l1_loss(s_tokens, tokens) + F.smooth_l1_loss(s_embed, embed)
                 + F.smooth_l1_loss(s_score, score))
-    return (s_embed - embed).pow(2).sum(-1).mean() + token_weight * F.mse_loss(s_tokens, tokens)
+    loss = (s_embed - embed).pow(2).sum(-1).mean() + token_weight * F.mse_loss(s_tokens, tokens)
+    if score_weight:
+        loss = loss + score_weight * caption_score_loss(s_embed, embed, teacher.text_embeddings(list(captions)))
+    return loss
+
+
+def caption_score_loss(s_embed: torch.Tensor, embed: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """Normalised MSE of the cosines (B, K) of the student's and the teacher's normalised embeddings
+    (B, E) against K normalised caption embeddings (K, E). The normaliser, the variance of the teacher's
+    cosines over the batch (mean over captions), makes the weight independent of the reward's spread."""
+    text = text.to(embed)
+    target = embed @ text.T
+    return F.mse_loss(s_embed @ text.T, target) / target.var(0).mean().clamp_min(1e-12)
 
 
 def make_optimizer(value: StitchedValue, cfg: DistillConfig):
@@ -67,8 +94,16 @@ def make_optimizer(value: StitchedValue, cfg: DistillConfig):
         {"params": list(value.tower.parameters()), "lr": cfg.lr},
     ]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / max(cfg.warmup_steps, 1)))
-    return opt, sched
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
+
+
+def lr_factor(step: int, cfg: DistillConfig) -> float:
+    """The rate at `step` (0-based) as a fraction of cfg.lr."""
+    warmup = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
+    if cfg.lr_schedule == "constant":
+        return warmup
+    progress = max(0, step + 1 - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return warmup * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 def distill(
@@ -79,6 +114,7 @@ def distill(
     cfg: DistillConfig,
     *,
     checkpoint_dir: str | Path,
+    captions: Sequence[str] = (),
     progress=None,
     log=None,
 ) -> dict:
@@ -86,8 +122,12 @@ def distill(
 
     encode: clean images -> latents (the backbone's VAE); images(step) -> (B, 3, H, W) in [0, 1]. The
     images and the noise of a step depend on the step alone, so a resumed run equals an uninterrupted one.
+    captions: the score term's caption set (needed when cfg.score_weight > 0 and the teacher is CLIP-like).
     Returns {"loss_first", "loss_last", "steps", "resumed_from"}.
     """
+    if cfg.score_weight and not isinstance(teacher, AestheticScore) and len(captions) < 2:
+        raise ValueError(f"distill.score_weight={cfg.score_weight} scores images against captions, but "
+                         f"{len(captions)} were given; pass a caption set or set distill.score_weight=0")
     opt, sched = make_optimizer(value, cfg)
     start, resumed = 0, None
     if (found := latest_checkpoint(checkpoint_dir)) is not None:
@@ -103,7 +143,7 @@ def distill(
         t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(x0.shape[0], generator=gen)).to(z0)
         eps = torch.randn(z0.shape, generator=gen).to(z0)
         z_t = (1 - t.view(-1, 1, 1, 1)) * z0 + t.view(-1, 1, 1, 1) * eps
-        loss = distill_loss(value, teacher, x0, z_t, t, cfg.token_weight)
+        loss = distill_loss(value, teacher, x0, z_t, t, cfg.token_weight, cfg.score_weight, captions)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss is {loss.item()} at step {step}; lower distill.lr")
         opt.zero_grad()

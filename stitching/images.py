@@ -126,6 +126,21 @@ def _generator_source(cfg: ImageSourceConfig, backbone):
     return _cycle(lambda i: pool[i], len(pool), cfg.seed)
 
 
+def score_captions(cfg: ImageSourceConfig, n: int, caption_file: str = "") -> list[str]:
+    """The distillation score term's caption set: the first n distinct lines of `caption_file`, else of
+    the prompts the images are sampled for (the generator kind's), else tiny-world training captions."""
+    if caption_file:
+        from launch.prompt_file import read_prompt_file
+
+        pool = read_prompt_file(caption_file)
+    elif cfg.kind == "folder":
+        raise ValueError("images.kind=folder has no captions for the score term: set stitch.caption_file to a "
+                         "prompt file (one caption per line), or stitch.distill.score_weight=0")
+    else:
+        pool = _generator_prompts(cfg)
+    return list(dict.fromkeys(pool))[:n]
+
+
 def _generator_prompts(cfg: ImageSourceConfig) -> list[str]:
     """The prompt file's lines, or tiny-world training captions (never a held-out evaluation prompt)."""
     if cfg.path:

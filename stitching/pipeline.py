@@ -16,7 +16,7 @@ from tqdm import tqdm  # noqa: E402
 
 from diffusion.flow_model import FlowModel  # noqa: E402
 from stitching.distill import DistillConfig, distill  # noqa: E402
-from stitching.images import ImageSourceConfig, image_source  # noqa: E402
+from stitching.images import ImageSourceConfig, image_source, score_captions  # noqa: E402
 from stitching.reports import calibration, fidelity, trajectory_latents  # noqa: E402
 from stitching.search import SearchResult, backbone_taps, latent_taps, search_stitch_point  # noqa: E402
 from value.baselines import MonteCarloValue, TweedieValue  # noqa: E402
@@ -27,7 +27,8 @@ from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, Stit
 @dataclass(kw_only=True)
 class StitchConfig:
     """max_i: backbone blocks searched (0: all); max_j: reward blocks searched (the paper's j <= 4).
-    vae_stitch_steps: distillation steps of the VAE-stitch ablation (0 skips it)."""
+    vae_stitch_steps: distillation steps of the VAE-stitch ablation (0 skips it). caption_file: the
+    captions of distillation's score term (one per line; empty: see `stitching.images.score_captions`)."""
 
     max_i: int = 0
     max_j: int = 4
@@ -36,6 +37,7 @@ class StitchConfig:
     bottleneck: int = 8
     distill: DistillConfig = field(default_factory=DistillConfig)
     vae_stitch_steps: int = 400
+    caption_file: str = ""
 
 
 @dataclass(kw_only=True)
@@ -88,13 +90,13 @@ def save_search(result: SearchResult, run_dir: Path, name: str) -> None:
 
 
 def train_value(value: StitchedValue, reward: RewardModel, backbone: FlowModel, source, cfg: DistillConfig,
-                checkpoint_dir: Path, metrics, name: str) -> dict:
+                captions: list[str], checkpoint_dir: Path, metrics, name: str) -> dict:
     def log(row):
         metrics.write(json.dumps({"value": name, **row}) + "\n")
 
     with tqdm(total=cfg.steps, desc=f"distil {name}", unit="step", mininterval=5) as bar:
         return distill(value, reward, backbone.encode, lambda step: source(step, cfg.batch), cfg,
-                       checkpoint_dir=checkpoint_dir, progress=bar, log=log)
+                       checkpoint_dir=checkpoint_dir, captions=captions, progress=bar, log=log)
 
 
 def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
@@ -134,14 +136,17 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
     searched = search_stitch_point(*backbone_taps(backbone, stitch.max_i or None), reward, probe, max_j=stitch.max_j, seed=seed)
     save_search(searched, run_dir, "search")
     value = new_value(BackboneFeatures(backbone, searched.best.i), reward, searched, stitch.bottleneck, seed)
+    captions = score_captions(images, stitch.distill.score_captions, stitch.caption_file) if stitch.distill.score_weight else []
     with open(run_dir / "metrics.jsonl", "a") as metrics:
-        stats = train_value(value, reward, backbone, source, stitch.distill, run_dir / "checkpoints", metrics, "stitched")
+        stats = train_value(value, reward, backbone, source, stitch.distill, captions, run_dir / "checkpoints",
+                            metrics, "stitched")
         estimators = {"stitched": value}
         if stitch.vae_stitch_steps:
             latent_fit = search_stitch_point(*latent_taps(backbone), reward, probe, max_j=stitch.max_j, seed=seed)
             vae_value = new_value(LatentFeatures(backbone.latent_channels), reward, latent_fit, stitch.bottleneck, seed)
             vae_cfg = DistillConfig(**{**asdict(stitch.distill), "steps": stitch.vae_stitch_steps})
-            train_value(vae_value, reward, backbone, source, vae_cfg, run_dir / "checkpoints_vae_stitch", metrics, "vae_stitch")
+            train_value(vae_value, reward, backbone, source, vae_cfg, captions, run_dir / "checkpoints_vae_stitch",
+                        metrics, "vae_stitch")
             estimators["vae_stitch"] = vae_value
     value_path = run_dir / "value"
     save_stitched(value, value_path, {**card, "search_nmse": searched.best.nmse, "distill": stats,

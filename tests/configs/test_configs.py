@@ -79,3 +79,5 @@ def test_the_real_model_experiments_compose_into_their_schemas(job, experiment):
     assert cfg.model.path == "/d/sd35m" and cfg.device in ("cuda", "auto")
     if job == "nft":  # the official recipe's, not the tiny world's (lr 1e-3, KL 0.1) it composes over
         assert (cfg.learner.lr, cfg.nft.kl_weight) == (3e-4, 1e-4)
+    if job == "stitch":  # the paper's image-side loss: the tiny recipe's score term would need tiny captions
+        assert (cfg.stitch.distill.lr, cfg.stitch.distill.score_weight) == (1e-5, 0.0)

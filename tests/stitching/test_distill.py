@@ -1,11 +1,14 @@
 """Stage 2 on the tiny models: it lowers the distillation loss, leaves the backbone and the teacher as
-they were, and a run resumed from a checkpoint ends where an uninterrupted one does (seeded)."""
+they were, a run resumed from a checkpoint ends where an uninterrupted one does (seeded), and the score
+term teaches the scores against its captions."""
 
 import pytest
 import torch
 
 from diffusion.atomic_folder import latest_checkpoint
-from stitching.distill import DistillConfig, distill, distill_loss
+import torch.nn.functional as F
+
+from stitching.distill import DistillConfig, caption_score_loss, distill, distill_loss, lr_factor
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
 from value.stitched import BackboneFeatures, StitchedValue, StitchLayer
 
@@ -67,8 +70,6 @@ def test_a_checkpoint_from_another_stitch_point_is_refused(sd3_model, probe_imag
 
 
 def test_an_aesthetic_teacher_adds_its_score_to_the_smooth_l1_losses(sd3_model, probe_images):
-    import torch.nn.functional as F
-
     from value.aesthetic import AestheticHead, AestheticScore
     from value.image_transform import ImageTransform
 
@@ -89,3 +90,47 @@ def test_an_aesthetic_teacher_adds_its_score_to_the_smooth_l1_losses(sd3_model, 
                  F.smooth_l1_loss(teacher.head(s_embed), teacher.head(embed))]
     assert parts[2] > 0
     assert loss.item() == pytest.approx(sum(p.item() for p in parts), rel=1e-5)
+
+
+def test_the_score_term_reads_only_the_directions_the_captions_span_whatever_their_spread():
+    g = torch.Generator().manual_seed(0)
+    text = F.normalize(torch.cat([torch.randn(6, 4, generator=g), torch.zeros(6, 4)], 1), dim=-1)  # dims 0-3
+    embed = F.normalize(torch.randn(5, 8, generator=g), dim=-1)
+    nudge = 0.3 * torch.randn(5, 4, generator=g)
+    off_span = embed + torch.cat([torch.zeros(5, 4), nudge], 1)
+    in_span = embed + torch.cat([nudge, torch.zeros(5, 4)], 1)
+    assert caption_score_loss(off_span, embed, text).item() == pytest.approx(0, abs=1e-10)
+    assert caption_score_loss(in_span, embed, text).item() > 0.01
+    assert caption_score_loss(3 * in_span, 3 * embed, text).item() == pytest.approx(
+        caption_score_loss(in_span, embed, text).item(), rel=1e-5)
+
+
+def test_the_score_weight_adds_the_score_term_against_the_captions(sd3_model, probe_images):
+    reward = tiny_clip_reward()
+    value = _value(sd3_model, reward, probe_images)
+    captions = ["a red seven", "two blue threes", "a green one", "four nines"]
+    x0, t = _images(0), torch.full((4,), 0.4)
+    with torch.no_grad():
+        z_t = 0.6 * sd3_model.encode(x0) + 0.4 * torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+        plain = distill_loss(value, reward, x0, z_t, t, 1.0)
+        scored = distill_loss(value, reward, x0, z_t, t, 1.0, score_weight=3.0, captions=captions)
+        embed = F.normalize(reward.tower.encode(reward.preprocess(x0)), dim=-1)
+        term = caption_score_loss(F.normalize(value.embed(z_t, t), dim=-1), embed, reward.text_embeddings(captions))
+    assert term > 0
+    assert scored.item() == pytest.approx(plain.item() + 3.0 * term.item(), rel=1e-5)
+
+
+def test_a_score_term_without_captions_is_a_clear_error(sd3_model, probe_images, tmp_path):
+    reward = tiny_clip_reward()
+    cfg = DistillConfig(steps=1, batch=4, score_weight=1.0)
+    with pytest.raises(ValueError, match="distill.score_weight=1.0"):
+        distill(_value(sd3_model, reward, probe_images), reward, sd3_model.encode, _images, cfg, checkpoint_dir=tmp_path)
+
+
+def test_the_cosine_schedule_warms_up_as_the_constant_one_then_decays_to_zero():
+    constant, cosine = (DistillConfig(steps=100, warmup_steps=10, lr_schedule=s) for s in ("constant", "cosine"))
+    assert [lr_factor(k, cosine) for k in range(10)] == [lr_factor(k, constant) for k in range(10)]
+    assert lr_factor(54, cosine) == pytest.approx(0.5)
+    assert lr_factor(99, cosine) == 0.0 and lr_factor(99, constant) == 1.0
+    with pytest.raises(ValueError, match="distill.lr_schedule='linear'"):
+        DistillConfig(lr_schedule="linear")

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stitching.images import ImageSourceConfig, image_source
+from stitching.images import ImageSourceConfig, image_source, score_captions
 
 
 def test_folder_source_resizes_crops_and_cycles(tmp_path):
@@ -54,3 +54,17 @@ def test_generator_source_samples_the_backbone_once_per_image_seeded(sd3_model, 
     assert any(torch.allclose(img, expected, atol=1e-5) for img in pool)
     with pytest.raises(ValueError, match="samples the backbone"):
         image_source(cfg)
+
+
+def test_score_captions_are_distinct_training_captions_or_a_files_lines(tmp_path):
+    from world.prompts import EVAL_PER_FAMILY, all_held_out
+
+    captions = score_captions(ImageSourceConfig(), 64)
+    assert len(captions) == len(set(captions)) == 64
+    assert not set(captions) & set(all_held_out(EVAL_PER_FAMILY))  # never an evaluation prompt
+    assert captions == score_captions(ImageSourceConfig(), 64)  # seeded
+    (tmp_path / "captions.txt").write_text("a red seven\ntwo blue threes\na red seven\n")
+    folder = ImageSourceConfig(kind="folder", path=str(tmp_path))
+    assert score_captions(folder, 8, str(tmp_path / "captions.txt")) == ["a red seven", "two blue threes"]
+    with pytest.raises(ValueError, match="stitch.caption_file"):
+        score_captions(folder, 8)
