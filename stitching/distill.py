@@ -12,7 +12,6 @@ weighs every direction of the embedding alike; the score reads only the directio
 and how images rank for one caption is what group advantages, particles and guidance use.
 """
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,14 @@ from value.stitched import StitchedValue
 
 @dataclass(kw_only=True)
 class DistillConfig:
-    """lr: the tower's rate (the stitch's is stitch_lr_mult x); linear warm-up, then `lr_schedule`:
-    constant (the paper states no decay) or cosine (to zero at the last step)."""
+    """lr: the tower's rate (the stitch's is stitch_lr_mult x); linear warm-up, then constant, as the
+    paper states no decay."""
 
     steps: int = 400
     batch: int = 32
     lr: float = 1e-4
     stitch_lr_mult: float = 5.0
     warmup_steps: int = 50
-    lr_schedule: str = "constant"
     weight_decay: float = 0.0
     token_weight: float = 1.0
     score_weight: float = 0.0
@@ -53,8 +51,6 @@ class DistillConfig:
                 raise ValueError(f"distill.{name}={getattr(self, name)} must be at least 1")
         if self.lr <= 0:
             raise ValueError(f"distill.lr={self.lr} must be positive")
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise ValueError(f"distill.lr_schedule={self.lr_schedule!r} is not one of constant, cosine")
         if self.score_weight < 0 or self.score_captions < 2:
             raise ValueError(f"distill.score_weight={self.score_weight} must be >= 0 and "
                              f"distill.score_captions={self.score_captions} at least 2")
@@ -94,16 +90,8 @@ def make_optimizer(value: StitchedValue, cfg: DistillConfig):
         {"params": list(value.tower.parameters()), "lr": cfg.lr},
     ]
     opt = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(step, cfg))
-
-
-def lr_factor(step: int, cfg: DistillConfig) -> float:
-    """The rate at `step` (0-based) as a fraction of cfg.lr."""
-    warmup = min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
-    if cfg.lr_schedule == "constant":
-        return warmup
-    progress = max(0, step + 1 - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
-    return warmup * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / max(cfg.warmup_steps, 1)))
+    return opt, sched
 
 
 def distill(

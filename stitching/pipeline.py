@@ -43,15 +43,28 @@ class StitchConfig:
 @dataclass(kw_only=True)
 class ReportConfig:
     """ts: noise levels of the reports. fidelity_scenes: tiny-world test scenes per metric (0 skips).
-    calibration_*: base-model trajectories (one per prompt, prompts cycled) and posterior rollouts from
-    each z_t for the Monte Carlo truth (0 latents skips)."""
+    calibration_*: base-model trajectories (`per_prompt` seeds of each prompt, prompts cycled) and
+    posterior rollouts from each z_t for the Monte Carlo truth (0 latents skips)."""
 
     ts: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9])
     fidelity_scenes: int = 300
     calibration_latents: int = 48
     calibration_rollouts: int = 32
+    calibration_per_prompt: int = 1
+
+    def __post_init__(self):
+        if self.calibration_per_prompt < 1:
+            raise ValueError(f"report.calibration_per_prompt={self.calibration_per_prompt} must be at least 1")
     num_steps: int = 20
     cfg_scale: float = 1.0
+
+
+def spread_prompts(prompts: list[str], n: int, per_prompt: int) -> list[str]:
+    """n prompts, each repeated per_prompt times in a row, taken evenly over the list (which may be
+    ordered by family) and cycled when it is shorter than n / per_prompt."""
+    distinct = -(-n // per_prompt)
+    chosen = prompts[:: max(len(prompts) // distinct, 1)]
+    return [chosen[(k // per_prompt) % len(chosen)] for k in range(n)]
 
 
 def probe_batches(source, cfg: StitchConfig):
@@ -64,7 +77,7 @@ def new_value(features, reward: RewardModel, result: SearchResult, bottleneck: i
     torch.manual_seed(seed)  # the residual MLP's first layer is random
     fit = result.best
     stitch = StitchLayer(features.dim, reward.tower.width, reward.tower.grid,
-                         num_prefix=reward.tower.num_prefix_tokens, bottleneck=bottleneck)
+                         num_prefix=reward.tower.num_prefix_tokens, bottleneck=bottleneck, upsample=fit.upsample)
     stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
     return StitchedValue(features, reward, j=fit.j, stitch=stitch)
 
@@ -117,7 +130,10 @@ def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
         names = [k for k in cal[ts[0]] if isinstance(cal[ts[0]][k], dict)]
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for name in names:
-            ax.plot([float(t) for t in ts], [cal[t][name]["spearman"] for t in ts], marker="o", label=name)
+            line = ax.plot([float(t) for t in ts], [cal[t][name]["spearman"] for t in ts], marker="o", label=name)
+            if cal[ts[0]][name]["spearman_within"] is not None:
+                ax.plot([float(t) for t in ts], [cal[t][name]["spearman_within"] for t in ts], marker="x", ls="--",
+                        color=line[0].get_color(), label=f"{name}, within a prompt")
         ax.set_xlabel("t (noise level)")
         ax.set_ylabel("Spearman vs Monte Carlo truth")
         ax.legend(fontsize=7)
@@ -159,7 +175,7 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
         fid = fidelity(value, reward, backbone, ts=report.ts, n=report.fidelity_scenes, seed=seed)
     cal = None
     if report.calibration_latents:
-        cycled = [prompts[k % len(prompts)] for k in range(report.calibration_latents)]
+        cycled = spread_prompts(prompts, report.calibration_latents, report.calibration_per_prompt)
         latent_shape = backbone.latent_shape(height, width)
         latents, times = trajectory_latents(backbone, cycled, ts=report.ts, num_steps=report.num_steps,
                                             latent_shape=latent_shape, cfg_scale=report.cfg_scale, seed=seed)

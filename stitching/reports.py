@@ -6,7 +6,9 @@
   clean reward's.
 - Calibration against the true value (the paper does not report it): for latents z_t from base-model
   trajectories, the truth is the mean reward of many posterior rollouts from z_t (`MonteCarloValue`);
-  per t, Spearman, Pearson and MSE of each estimator against it.
+  per t, Spearman, Pearson and MSE of each estimator against it, and, where prompts repeat, the mean
+  Spearman among one prompt's latents: what a group advantage or a particle filter reads, since a
+  value's errors shared by a prompt's latents cancel there.
 """
 
 import numpy as np
@@ -90,10 +92,20 @@ def trajectory_latents(model: FlowModel, prompts: list[str], *, ts: list[float],
     return {k: trajectory.latents[k] for k in steps}, times
 
 
+def within_prompt_spearman(guess: torch.Tensor, truth: torch.Tensor, prompts: list[str]) -> float | None:
+    """The mean over prompts with at least 3 latents of the Spearman among that prompt's latents."""
+    groups: dict[str, list[int]] = {}
+    for k, prompt in enumerate(prompts):
+        groups.setdefault(prompt, []).append(k)
+    values = [spearman(guess[idx], truth[idx]) for idx in map(torch.tensor, groups.values()) if len(idx) >= 3]
+    return float(np.mean(values)) if values else None
+
+
 def calibration(estimators: dict[str, ValueModel], truth: MonteCarloValue, latents: dict[int, torch.Tensor],
                 times: torch.Tensor, prompts: list[str]) -> dict:
-    """{"<t>": {name: {spearman, pearson, mse}}} for each estimator against the Monte Carlo truth, plus
-    the truth's own spread ("truth_std") and the standard error of its mean ("truth_sem")."""
+    """{"<t>": {name: {spearman, pearson, mse, spearman_within}}} for each estimator against the Monte
+    Carlo truth (spearman_within: `within_prompt_spearman`, None when no prompt has 3 latents), plus the
+    truth's own spread ("truth_std") and the standard error of its mean ("truth_sem")."""
     out = {}
     for k, z in latents.items():
         t = torch.full((z.shape[0],), times[k].item())
@@ -104,6 +116,7 @@ def calibration(estimators: dict[str, ValueModel], truth: MonteCarloValue, laten
             with torch.no_grad():
                 guess = estimator(z, t, prompts).float().cpu()
             row[name] = {"spearman": spearman(guess, mean), "pearson": pearson(guess, mean),
-                         "mse": float(((guess - mean) ** 2).mean())}
+                         "mse": float(((guess - mean) ** 2).mean()),
+                         "spearman_within": within_prompt_spearman(guess, mean, prompts)}
         out[f"{times[k].item():.3f}"] = row
     return out

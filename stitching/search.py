@@ -3,12 +3,15 @@ backbone tokens to clean reward tokens, and its normalised error; the stitch poi
 
 Each probe image x0 gets one t ~ U[0, 1] and one eps; z_t = (1 - t) z0 + t eps goes through the
 backbone (null prompt, timestep t), x0 through the reward tower. The backbone grid is resampled
-(bilinear) to the reward grid and every spatial token is one regression sample: tokens_j = W h_i + b.
+(bilinear) to the reward grid and every spatial token is one regression sample: tokens_j = W h_i + b;
+where the reward grid is r x the backbone's (`value.stitched.upsample_factor`), every backbone token is
+one sample instead, its target the r x r reward tokens it covers (the stitch's pixel shuffle).
 The fit is plain float64 least squares (the bias is the one addition: the conv that W initialises has
 one). It is accumulated as normal equations over probe batches, so memory does not grow with the probe
 set and real backbones (24 blocks x 1536 channels) fit in host memory.
 
-Normalised MSE = residual sum of squares / total sum of squares about the per-channel mean (1 - R^2).
+Normalised MSE = residual sum of squares / total sum of squares about the per-channel mean (1 - R^2;
+with r >= 2 a channel is a channel at one sub-position).
 """
 
 from dataclasses import dataclass
@@ -18,11 +21,13 @@ import torch.nn.functional as F
 
 from diffusion.flow_model import FlowModel
 from value.reward_model import RewardModel
+from value.stitched import upsample_factor
 
 
 @dataclass
 class StitchFit:
-    """The fit at one (i, j): weight (Cr, Cb), bias (Cr,), prefix (P, Cr) = mean prefix tokens at j."""
+    """The fit at one (i, j): weight (r * r * Cr, Cb), bias (r * r * Cr,), prefix (P, Cr) = mean prefix
+    tokens at j; upsample r as in `StitchLayer` (1: bilinear)."""
 
     i: int
     j: int
@@ -30,6 +35,7 @@ class StitchFit:
     weight: torch.Tensor
     bias: torch.Tensor
     prefix: torch.Tensor
+    upsample: int = 1
 
 
 @dataclass
@@ -74,10 +80,20 @@ class _NormalEquations:
         return coef, float(rss.clamp_min(0) / tss)
 
 
-def _resample(h: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, C, gh, gw) -> tokens (B * Gh * Gw, C) on the reward grid."""
-    h = F.interpolate(h.float(), size=grid, mode="bilinear", align_corners=False)
-    return h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+def _samples(h: torch.Tensor, grid: tuple[int, int], r: int) -> torch.Tensor:
+    """Features (B, C, gh, gw) -> regression inputs: (B * gh * gw, C) with r >= 2, else resampled to the
+    reward grid, (B * Gh * Gw, C)."""
+    if r == 1:
+        h = F.interpolate(h.float(), size=grid, mode="bilinear", align_corners=False)
+    return h.float().permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+
+
+def _targets(tokens: torch.Tensor, grid: tuple[int, int], r: int) -> torch.Tensor:
+    """Reward tokens (B, Gh * Gw, C) without the prefix -> regression targets (B * Gh * Gw / r^2, C * r^2),
+    the r x r tokens over one backbone token in pixel-shuffle order."""
+    maps = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], *grid)
+    maps = F.pixel_unshuffle(maps, r) if r > 1 else maps
+    return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])
 
 
 def backbone_taps(backbone: FlowModel, max_i: int | None = None):
@@ -105,6 +121,7 @@ def search_stitch_point(encode, feature_maps, reward: RewardModel, batches, *, m
     grid, prefix = reward.tower.grid, reward.tower.num_prefix_tokens
     gen = torch.Generator().manual_seed(seed)
     eqs: dict[tuple[int, int], _NormalEquations] = {}
+    factors: dict[int, int] = {}
     prefix_sum = {j: 0.0 for j in range(1, max_j + 1)}
     n_images = 0
     for images in batches:
@@ -119,9 +136,10 @@ def search_stitch_point(encode, feature_maps, reward: RewardModel, batches, *, m
         for j, tok in targets.items():
             prefix_sum[j] = prefix_sum[j] + tok[:, :prefix].double().sum(0).cpu()
         for i, h in enumerate(feats, start=1):
-            x = _resample(h, grid)
+            r = factors.setdefault(i, upsample_factor(tuple(h.shape[-2:]), grid))
+            x = _samples(h, grid, r)
             for j, tok in targets.items():
-                eqs.setdefault((i, j), _NormalEquations()).add(x, tok[:, prefix:].reshape(-1, tok.shape[-1]))
+                eqs.setdefault((i, j), _NormalEquations()).add(x, _targets(tok[:, prefix:], grid, r))
         n_images += B
     if not eqs:
         raise ValueError("the probe set is empty; give at least one batch of images")
@@ -132,6 +150,6 @@ def search_stitch_point(encode, feature_maps, reward: RewardModel, batches, *, m
     coef = coefs[(i, j)].float()
     best = StitchFit(
         i=i, j=j, nmse=nmse[(i, j)], weight=coef[:-1].T.contiguous(), bias=coef[-1].contiguous(),
-        prefix=(prefix_sum[j] / n_images).float(),
+        prefix=(prefix_sum[j] / n_images).float(), upsample=factors[i],
     )
     return SearchResult(nmse=nmse, best=best, num_tokens=eqs[(i, j)].n)

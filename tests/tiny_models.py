@@ -24,6 +24,6 @@ def stitched_from_fit(backbone, reward, probe, *, max_j: int) -> StitchedValue:
     with torch.no_grad():
         fit = search_stitch_point(*backbone_taps(backbone), reward, probe, max_j=max_j, seed=0).best
     torch.manual_seed(0)
-    stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid)
+    stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid, upsample=fit.upsample)
     stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
     return StitchedValue(BackboneFeatures(backbone, fit.i), reward, j=fit.j, stitch=stitch)

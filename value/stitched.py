@@ -24,19 +24,31 @@ from value.reward_model import RewardModel
 from value.value_model import ValueModel
 
 
+def upsample_factor(src: tuple[int, int], dst: tuple[int, int]) -> int:
+    """r when the grid dst is r x src in both dimensions (an integer r >= 2), else 1."""
+    r = dst[0] // src[0]
+    return r if r >= 2 and (src[0] * r, src[1] * r) == tuple(dst) else 1
+
+
 class StitchLayer(nn.Module):
     """s(h) = Up(F(h)) + G(Up(F(h))), then the tower's prefix (class) tokens in front.
 
     h (B, Cb, gh, gw) -> tokens (B, P + Gh * Gw, Cr) shaped as the reward tower's `tokens_at(., j)`.
-    F is a 1x1 conv (initialised from the stage-1 least-squares fit), Up a bilinear resampling to the
-    reward grid (Gh, Gw), G a pointwise MLP with a 1:8 bottleneck whose last conv starts at zero, so at
-    initialisation s is exactly the linear fit. `prefix` starts as the probe set's mean prefix tokens.
+    F is a 1x1 conv (initialised from the stage-1 least-squares fit). Up: with `upsample` = r >= 2 (the
+    reward grid r x the backbone's, as the tiny world's 8x8 over 4x4), F has r * r * Cr outputs and a
+    pixel shuffle gives each of a token's r x r sub-positions its own linear map; bilinear upsampling
+    would hand them one interpolated token and lose what tells them apart. Otherwise (SD3.5-M's 64x64 ->
+    CLIP-L's 24x24) Up is a bilinear resampling to (Gh, Gw). G is a pointwise MLP with a 1:8 bottleneck
+    whose last conv starts at zero, so at initialisation s is exactly the linear fit. `prefix` starts as
+    the probe set's mean prefix tokens.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int], *, num_prefix: int = 1, bottleneck: int = 8):
+    def __init__(self, in_dim: int, out_dim: int, grid: tuple[int, int], *, num_prefix: int = 1, bottleneck: int = 8,
+                 upsample: int = 1):
         super().__init__()
         self.grid = tuple(grid)
-        self.proj = nn.Conv2d(in_dim, out_dim, 1)
+        self.upsample = upsample
+        self.proj = nn.Conv2d(in_dim, out_dim * upsample**2, 1)
         hidden = max(out_dim // bottleneck, 1)
         self.mlp = nn.Sequential(nn.SiLU(), nn.Conv2d(out_dim, hidden, 1), nn.SiLU(), nn.Conv2d(hidden, out_dim, 1))
         nn.init.zeros_(self.mlp[-1].weight)
@@ -45,13 +57,19 @@ class StitchLayer(nn.Module):
 
     @torch.no_grad()
     def init_from_fit(self, weight: torch.Tensor, bias: torch.Tensor, prefix: torch.Tensor) -> None:
-        """weight (Cr, Cb), bias (Cr,), prefix (P, Cr): the stage-1 fit of tokens = weight @ h + bias."""
+        """weight (r * r * Cr, Cb), bias (r * r * Cr,), prefix (P, Cr): the stage-1 fit of tokens = weight @ h
+        + bias, rows in pixel-shuffle order (channel-major, then the sub-position)."""
         self.proj.weight.copy_(weight.view(*weight.shape, 1, 1))
         self.proj.bias.copy_(bias)
         self.prefix.copy_(prefix)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(self.proj(h), size=self.grid, mode="bilinear", align_corners=False)
+        if self.upsample > 1:
+            if (h.shape[-2] * self.upsample, h.shape[-1] * self.upsample) != self.grid:
+                raise ValueError(f"a {tuple(h.shape[-2:])} feature grid x{self.upsample} is not the stitch's {self.grid}")
+            x = F.pixel_shuffle(self.proj(h), self.upsample)
+        else:
+            x = F.interpolate(self.proj(h), size=self.grid, mode="bilinear", align_corners=False)
         x = x + self.mlp(x)
         tokens = x.flatten(2).transpose(1, 2)  # (B, Gh * Gw, Cr), row-major as a ViT's patches
         return torch.cat([self.prefix.to(tokens.dtype).expand(tokens.shape[0], -1, -1), tokens], dim=1)
@@ -165,6 +183,7 @@ def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
         "j": value.j,
         "feature_dim": value.features.dim,
         "reward_grid": list(value.stitch.grid),
+        "upsample": value.stitch.upsample,
         "reward_fingerprint": reward_fingerprint(value.reward),
         "backbone_fingerprint": backbone_fingerprint(value.features.backbone, value.i) if value.i else None,
     }
@@ -200,7 +219,7 @@ def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel) 
             )
         features = BackboneFeatures(backbone, i)
     stitch = StitchLayer(card["feature_dim"], reward.tower.width, tuple(card["reward_grid"]),
-                         num_prefix=reward.tower.num_prefix_tokens)
+                         num_prefix=reward.tower.num_prefix_tokens, upsample=card.get("upsample", 1))
     value = StitchedValue(features, reward, j=j, stitch=stitch)
     value.load_state_dict(load_file(str(folder / WEIGHTS)))
     return value.eval()

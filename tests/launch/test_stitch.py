@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = [
     "stitch.probe_images=8", "stitch.probe_batch=4", "stitch.distill.steps=3", "stitch.distill.batch=4",
     "stitch.distill.checkpoint_every=2", "stitch.vae_stitch_steps=2", "report.ts=[0.25,0.75]",
-    "report.fidelity_scenes=8", "report.calibration_latents=4", "report.calibration_rollouts=2", "report.num_steps=4",
+    "report.fidelity_scenes=8", "report.calibration_latents=6", "report.calibration_per_prompt=3", "report.calibration_rollouts=2",
+    "report.num_steps=4",
 ]
 
 
@@ -38,7 +39,8 @@ def test_stitch_script_builds_exports_reports_and_resumes(tmp_path, mini_world):
     assert set(summary["fidelity"]) == {"clean", "0.25", "0.75"}
     for row in summary["calibration"].values():
         for name in ("stitched", "vae_stitch", "tweedie", "mc1"):
-            assert set(row[name]) == {"spearman", "pearson", "mse"}, name
+            assert set(row[name]) == {"spearman", "pearson", "mse", "spearman_within"}, name
+            assert -1 <= row[name]["spearman_within"] <= 1  # two prompts of three latents each
     for name in ("search.csv", "search_heatmap.png", "fidelity.png", "calibration.png", "metrics.jsonl", "summary.json"):
         assert (run_dir / name).is_file(), name
     backbone = build_flow_model(ModelConfig(family="sd3", path=str(mini_world / "generator"), max_sequence_length=1))

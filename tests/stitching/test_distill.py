@@ -8,7 +8,7 @@ import torch
 from diffusion.atomic_folder import latest_checkpoint
 import torch.nn.functional as F
 
-from stitching.distill import DistillConfig, caption_score_loss, distill, distill_loss, lr_factor
+from stitching.distill import DistillConfig, caption_score_loss, distill, distill_loss
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
 from value.stitched import BackboneFeatures, StitchedValue, StitchLayer
 
@@ -126,11 +126,3 @@ def test_a_score_term_without_captions_is_a_clear_error(sd3_model, probe_images,
     with pytest.raises(ValueError, match="distill.score_weight=1.0"):
         distill(_value(sd3_model, reward, probe_images), reward, sd3_model.encode, _images, cfg, checkpoint_dir=tmp_path)
 
-
-def test_the_cosine_schedule_warms_up_as_the_constant_one_then_decays_to_zero():
-    constant, cosine = (DistillConfig(steps=100, warmup_steps=10, lr_schedule=s) for s in ("constant", "cosine"))
-    assert [lr_factor(k, cosine) for k in range(10)] == [lr_factor(k, constant) for k in range(10)]
-    assert lr_factor(54, cosine) == pytest.approx(0.5)
-    assert lr_factor(99, cosine) == 0.0 and lr_factor(99, constant) == 1.0
-    with pytest.raises(ValueError, match="distill.lr_schedule='linear'"):
-        DistillConfig(lr_schedule="linear")

@@ -83,3 +83,32 @@ def test_vae_stitch_reads_the_latent_itself(sd3_model, latents):
     with torch.no_grad():
         assert value(z, t, PROMPTS).shape == (2,)
     assert value.i == 0
+
+
+def test_a_reward_grid_twice_the_backbones_gets_a_sub_position_map_that_round_trips(sd3_model, latents, probe, tmp_path):
+    """As in the tiny world (4x4 MMDiT tokens, an 8x8 CLIP grid): each backbone token's four reward
+    tokens get their own rows of the fit (a pixel shuffle), not one bilinearly interpolated token."""
+    import copy
+
+    from value.clip_score import CLIPScore
+    from value.image_transform import ImageTransform
+    from value.tiny import TINY_CLIP_CONFIG, tiny_open_clip, tiny_tokenizer
+
+    config = copy.deepcopy(TINY_CLIP_CONFIG)
+    config["vision_cfg"]["patch_size"] = 4  # 32 px / 4: an 8x8 grid over the tiny SD3's 4x4
+
+    def reward():
+        return CLIPScore.from_open_clip_model(tiny_open_clip(1, config), tiny_tokenizer(config), ImageTransform(size=32))
+
+    value = stitched_from_fit(sd3_model, reward(), probe, max_j=1)
+    assert value.stitch.upsample == 2 and value.stitch.proj.out_channels == 4 * value.reward.tower.width
+    z, t = latents
+    with torch.no_grad():
+        h = sd3_model.features(z, t, sd3_model.encode_prompt(["", ""]), upto=value.i)
+        shuffled = F.pixel_shuffle(value.stitch.proj(h), 2)  # (B, Cr, 8, 8): sub-position (a, b) of token (y, x)
+        assert torch.allclose(value.tokens(z, t)[:, 1:], shuffled.flatten(2).transpose(1, 2), atol=1e-6)
+        value.stitch.mlp[-1].weight.normal_()
+        save_stitched(value, tmp_path / "value", {"backbone": "tiny-sd3", "reward": "tiny-clip-p4"})
+        loaded = load_stitched(tmp_path / "value", sd3_model, reward())
+        assert loaded.stitch.upsample == 2
+        assert torch.allclose(loaded(z, t, PROMPTS), value(z, t, PROMPTS), atol=1e-6)

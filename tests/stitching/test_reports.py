@@ -1,0 +1,33 @@
+"""The calibration report's rank statistics: pooled over prompts, and within a prompt's latents."""
+
+import pytest
+import torch
+
+from stitching.reports import spearman, within_prompt_spearman
+
+
+def test_within_prompt_spearman_ignores_what_a_prompts_latents_share():
+    truth = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    prompts = ["a seven"] * 3 + ["two threes"] * 3
+    guess = truth + torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])  # right within each prompt, offsets across
+    assert within_prompt_spearman(guess, truth, prompts) == pytest.approx(1.0)
+    assert spearman(guess, truth) < 0
+    reversed_in_one = torch.tensor([0.3, 0.2, 0.1, 0.4, 0.5, 0.6])
+    assert within_prompt_spearman(reversed_in_one, truth, prompts) == pytest.approx(0.0)  # mean of -1 and 1
+
+
+def test_prompts_with_fewer_than_three_latents_are_left_out():
+    truth = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert within_prompt_spearman(-truth, truth, ["a", "a", "b", "b", "b"]) == pytest.approx(-1.0)
+    assert within_prompt_spearman(truth, truth, ["a", "b", "c", "d", "e"]) is None
+
+
+def test_calibration_prompts_repeat_in_groups_spread_over_a_list_ordered_by_family():
+    from stitching.pipeline import spread_prompts
+    from world.prompts import FAMILIES, all_eval_prompts, parse_prompt
+
+    prompts = all_eval_prompts(8)
+    assert spread_prompts(prompts, 48, 1) == prompts
+    grouped = spread_prompts(prompts, 96, 8)
+    assert len(grouped) == 96 and all(len(set(grouped[k : k + 8])) == 1 for k in range(0, 96, 8))
+    assert {parse_prompt(p).family for p in grouped} == set(FAMILIES)
