@@ -51,12 +51,12 @@ class ReportConfig:
     calibration_latents: int = 48
     calibration_rollouts: int = 32
     calibration_per_prompt: int = 1
+    num_steps: int = 20
+    cfg_scale: float = 1.0
 
     def __post_init__(self):
         if self.calibration_per_prompt < 1:
             raise ValueError(f"report.calibration_per_prompt={self.calibration_per_prompt} must be at least 1")
-    num_steps: int = 20
-    cfg_scale: float = 1.0
 
 
 def spread_prompts(prompts: list[str], n: int, per_prompt: int) -> list[str]:

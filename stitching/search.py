@@ -83,9 +83,10 @@ class _NormalEquations:
 def _samples(h: torch.Tensor, grid: tuple[int, int], r: int) -> torch.Tensor:
     """Features (B, C, gh, gw) -> regression inputs: (B * gh * gw, C) with r >= 2, else resampled to the
     reward grid, (B * Gh * Gw, C)."""
+    h = h.float()
     if r == 1:
-        h = F.interpolate(h.float(), size=grid, mode="bilinear", align_corners=False)
-    return h.float().permute(0, 2, 3, 1).reshape(-1, h.shape[1])
+        h = F.interpolate(h, size=grid, mode="bilinear", align_corners=False)
+    return h.permute(0, 2, 3, 1).reshape(-1, h.shape[1])
 
 
 def _targets(tokens: torch.Tensor, grid: tuple[int, int], r: int) -> torch.Tensor:
