@@ -1,6 +1,6 @@
 """Stage 2 on the tiny models: it lowers the distillation loss, leaves the backbone and the teacher as
 they were, a run resumed from a checkpoint ends where an uninterrupted one does (seeded), and the score
-term teaches the scores against its captions."""
+term reads only what its captions span and adds to the loss at its weight."""
 
 import pytest
 import torch
