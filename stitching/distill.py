@@ -57,9 +57,11 @@ class DistillConfig:
 
 
 def distill_loss(value: StitchedValue, teacher: RewardModel, images: torch.Tensor, z_t: torch.Tensor, t: torch.Tensor,
-                 token_weight: float, score_weight: float = 0.0, captions: Sequence[str] = ()) -> torch.Tensor:
+                 token_weight: float, score_weight: float = 0.0,
+                 caption_text: torch.Tensor | None = None) -> torch.Tensor:
     """images (B, 3, H, W) in [0, 1], clean; z_t (B, C, h, w) their noised latents at t (B,).
-    captions: the score term's caption set (CLIP-like teachers, used when score_weight > 0)."""
+    caption_text: the score term's normalised caption embeddings (K, E) (CLIP-like teachers, read when
+    score_weight > 0)."""
     with torch.no_grad():
         tokens = teacher.tower.run_from(teacher.tokens_at(teacher.preprocess(images), 1), 1)
         embed = F.normalize(teacher.tower.pool(tokens), dim=-1)
@@ -71,7 +73,7 @@ def distill_loss(value: StitchedValue, teacher: RewardModel, images: torch.Tenso
                 + F.smooth_l1_loss(s_score, score))
     loss = (s_embed - embed).pow(2).sum(-1).mean() + token_weight * F.mse_loss(s_tokens, tokens)
     if score_weight:
-        loss = loss + score_weight * caption_score_loss(s_embed, embed, teacher.text_embeddings(list(captions)))
+        loss = loss + score_weight * caption_score_loss(s_embed, embed, caption_text)
     return loss
 
 
@@ -113,9 +115,13 @@ def distill(
     captions: the score term's caption set (needed when cfg.score_weight > 0 and the teacher is CLIP-like).
     Returns {"loss_first", "loss_last", "steps", "resumed_from"}.
     """
-    if cfg.score_weight and not isinstance(teacher, AestheticScore) and len(captions) < 2:
-        raise ValueError(f"distill.score_weight={cfg.score_weight} scores images against captions, but "
-                         f"{len(captions)} were given; pass a caption set or set distill.score_weight=0")
+    caption_text = None
+    if cfg.score_weight and not isinstance(teacher, AestheticScore):
+        if len(captions) < 2:
+            raise ValueError(f"distill.score_weight={cfg.score_weight} scores images against captions, but "
+                             f"{len(captions)} were given; pass a caption set or set distill.score_weight=0")
+        with torch.no_grad():  # the text tower is frozen: embed the captions once, not every step
+            caption_text = teacher.text_embeddings(list(captions))
     opt, sched = make_optimizer(value, cfg)
     start, resumed = 0, None
     if (found := latest_checkpoint(checkpoint_dir)) is not None:
@@ -131,7 +137,7 @@ def distill(
         t = torch.sigmoid(cfg.t_mean + cfg.t_std * torch.randn(x0.shape[0], generator=gen)).to(z0)
         eps = torch.randn(z0.shape, generator=gen).to(z0)
         z_t = (1 - t.view(-1, 1, 1, 1)) * z0 + t.view(-1, 1, 1, 1) * eps
-        loss = distill_loss(value, teacher, x0, z_t, t, cfg.token_weight, cfg.score_weight, captions)
+        loss = distill_loss(value, teacher, x0, z_t, t, cfg.token_weight, cfg.score_weight, caption_text)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"distillation loss is {loss.item()} at step {step}; lower distill.lr")
         opt.zero_grad()

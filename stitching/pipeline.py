@@ -152,7 +152,9 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
     searched = search_stitch_point(*backbone_taps(backbone, stitch.max_i or None), reward, probe, max_j=stitch.max_j, seed=seed)
     save_search(searched, run_dir, "search")
     value = new_value(BackboneFeatures(backbone, searched.best.i), reward, searched, stitch.bottleneck, seed)
-    captions = score_captions(images, stitch.distill.score_captions, stitch.caption_file) if stitch.distill.score_weight else []
+    captions = []
+    if stitch.distill.score_weight:
+        captions = score_captions(images, stitch.distill.score_captions, stitch.caption_file)
     with open(run_dir / "metrics.jsonl", "a") as metrics:
         stats = train_value(value, reward, backbone, source, stitch.distill, captions, run_dir / "checkpoints",
                             metrics, "stitched")

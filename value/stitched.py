@@ -66,7 +66,9 @@ class StitchLayer(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.upsample > 1:
             if (h.shape[-2] * self.upsample, h.shape[-1] * self.upsample) != self.grid:
-                raise ValueError(f"a {tuple(h.shape[-2:])} feature grid x{self.upsample} is not the stitch's {self.grid}")
+                raise ValueError(
+                    f"a {tuple(h.shape[-2:])} feature grid x{self.upsample} is not the stitch's {self.grid}"
+                )
             x = F.pixel_shuffle(self.proj(h), self.upsample)
         else:
             x = F.interpolate(self.proj(h), size=self.grid, mode="bilinear", align_corners=False)

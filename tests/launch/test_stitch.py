@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = [
     "stitch.probe_images=8", "stitch.probe_batch=4", "stitch.distill.steps=3", "stitch.distill.batch=4",
     "stitch.distill.checkpoint_every=2", "stitch.vae_stitch_steps=2", "report.ts=[0.25,0.75]",
-    "report.fidelity_scenes=8", "report.calibration_latents=6", "report.calibration_per_prompt=3", "report.calibration_rollouts=2",
-    "report.num_steps=4",
+    "report.fidelity_scenes=8", "report.calibration_latents=6", "report.calibration_per_prompt=3",
+    "report.calibration_rollouts=2", "report.num_steps=4",
 ]
 
 

@@ -4,10 +4,9 @@ term reads only what its captions span and adds to the loss at its weight."""
 
 import pytest
 import torch
-
-from diffusion.atomic_folder import latest_checkpoint
 import torch.nn.functional as F
 
+from diffusion.atomic_folder import latest_checkpoint
 from stitching.distill import DistillConfig, caption_score_loss, distill, distill_loss
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
 from value.stitched import BackboneFeatures, StitchedValue, StitchLayer
@@ -113,9 +112,10 @@ def test_the_score_weight_adds_the_score_term_against_the_captions(sd3_model, pr
     with torch.no_grad():
         z_t = 0.6 * sd3_model.encode(x0) + 0.4 * torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))
         plain = distill_loss(value, reward, x0, z_t, t, 1.0)
-        scored = distill_loss(value, reward, x0, z_t, t, 1.0, score_weight=3.0, captions=captions)
+        text = reward.text_embeddings(captions)
+        scored = distill_loss(value, reward, x0, z_t, t, 1.0, score_weight=3.0, caption_text=text)
         embed = F.normalize(reward.tower.encode(reward.preprocess(x0)), dim=-1)
-        term = caption_score_loss(F.normalize(value.embed(z_t, t), dim=-1), embed, reward.text_embeddings(captions))
+        term = caption_score_loss(F.normalize(value.embed(z_t, t), dim=-1), embed, text)
     assert term > 0
     assert scored.item() == pytest.approx(plain.item() + 3.0 * term.item(), rel=1e-5)
 
@@ -125,4 +125,3 @@ def test_a_score_term_without_captions_is_a_clear_error(sd3_model, probe_images,
     cfg = DistillConfig(steps=1, batch=4, score_weight=1.0)
     with pytest.raises(ValueError, match="distill.score_weight=1.0"):
         distill(_value(sd3_model, reward, probe_images), reward, sd3_model.encode, _images, cfg, checkpoint_dir=tmp_path)
-
