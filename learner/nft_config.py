@@ -19,7 +19,7 @@ class NFTJobConfig(JobConfig):
             raise ValueError(f"train.group_size={self.train.group_size}: a DiffusionNFT group needs at least 2 images to compare")
         window = self.rollout.stop_window
         if window is not None and len(self.rewards) != 1:
-            raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one stitched value: give one reward term, not {sorted(self.rewards)}")
+            raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one value: give one reward term, not {sorted(self.rewards)}")
         if window is not None and window[0] < self.learner.train_timesteps:
             raise ValueError(
                 f"rollout.horizon={self.rollout.horizon!r}: a stop after step {window[0]} leaves {window[0]} training times above "
@@ -28,6 +28,6 @@ class NFTJobConfig(JobConfig):
 
     def weight_paths(self) -> dict[str, str]:
         paths = super().weight_paths()
-        if self.rollout.stop_window is not None:
+        if self.rollout.stop_window is not None and self.rollout.value == "stitched":
             paths["rollout.value_path"] = self.rollout.value_path
         return paths

@@ -16,8 +16,12 @@ from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.sampling import SamplerConfig, sample
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
 from rollout.batch import RolloutBatch
+from value.baselines import TweedieValue
+from value.reward_model import RewardModel
 from value.stitched import StitchedValue, load_stitched
 from value.weighted_reward import RewardTermConfig, WeightedReward
+
+ROLLOUT_VALUES = ("stitched", "tweedie")
 
 
 @dataclass(kw_only=True)
@@ -28,7 +32,9 @@ class RolloutConfig:
 
     horizon: "full" (sample to t = 0, decode, score with the pixel reward) | "k" (stop after step k of
     the sampler's schedule) | "a-b" (a stop drawn per prompt group from steps a..b); a partial rollout's
-    z_tau is scored by the stitched value model exported at `value_path` (python launch/stitch.py).
+    z_tau is scored by `value`: "stitched", the value model exported at `value_path` (python
+    launch/stitch.py), or "tweedie", the ablation with the base generator's one-step estimate (one
+    denoiser pass, decode, the pixel reward: `value.baselines.TweedieValue`, no value_path).
     """
 
     num_workers: int = 2
@@ -37,6 +43,7 @@ class RolloutConfig:
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=10))
     batch_size: int = 32
     horizon: str = "full"
+    value: str = "stitched"
     value_path: str = ""
 
     def __post_init__(self):
@@ -50,7 +57,9 @@ class RolloutConfig:
                 f"rollout.horizon={self.horizon!r}: stops must lie in 1..{self.sampler.num_steps - 1} "
                 f"(rollout.sampler.num_steps={self.sampler.num_steps}); 'full' samples to the end"
             )
-        if window is not None and not self.value_path:
+        if self.value not in ROLLOUT_VALUES:
+            raise ValueError(f"rollout.value={self.value!r} is not one of {ROLLOUT_VALUES}")
+        if window is not None and self.value == "stitched" and not self.value_path:
             raise ValueError(
                 f"rollout.horizon={self.horizon!r} scores partial rollouts with a stitched value: set rollout.value_path "
                 "to the value/ folder python launch/stitch.py exports"
@@ -61,15 +70,28 @@ class RolloutConfig:
         return parse_horizon(self.horizon, "rollout.horizon")
 
 
-def load_frozen_value(model: ModelConfig, path: str, reward: WeightedReward, device) -> StitchedValue:
-    """The stitched value at `path` on a frozen copy of the base generator `model` (the policy's weights
-    move; the value's backbone must not), with the one training reward it was built for; on `device`.
-    Rollout workers score partial rollouts with it, DRaFT learners maximise it."""
+def _frozen_base_and_term(model: ModelConfig, reward: WeightedReward, device) -> tuple[FlowModel, RewardModel]:
+    """A frozen copy of the base generator (the policy's weights move; a value's must not) and the one
+    reward term a value scores."""
     if len(reward.models) != 1:
-        raise ValueError("a stitched value scores one reward: give exactly one reward term")
-    base = build_flow_model(model).to(device).eval().requires_grad_(False)
+        raise ValueError("a value scores one reward: give exactly one reward term")
     (term,) = reward.models.values()
+    return build_flow_model(model).to(device).eval().requires_grad_(False), term
+
+
+def load_frozen_value(model: ModelConfig, path: str, reward: WeightedReward, device) -> StitchedValue:
+    """The stitched value at `path` on a frozen copy of the base generator `model`, with the one training
+    reward it was built for; on `device`. Rollout workers score partial rollouts with it, DRaFT learners
+    maximise it."""
+    base, term = _frozen_base_and_term(model, reward, device)
     return load_stitched(path, base, term).to(device)
+
+
+def frozen_tweedie_value(model: ModelConfig, reward: WeightedReward, device) -> TweedieValue:
+    """The Tweedie ablation of the value: the frozen base generator's one-step estimate (CFG 1, as the
+    rollouts sample), decoded and scored by the one training reward."""
+    base, term = _frozen_base_and_term(model, reward, device)
+    return TweedieValue(base, term, cfg_scale=1.0)
 
 
 def parse_horizon(horizon: str, key: str) -> tuple[int, int] | None:
@@ -114,7 +136,8 @@ class RolloutWorker:
         self.cfg = rollout
         self.value = None
         if rollout.stop_window is not None:
-            self.value = load_frozen_value(model, rollout.value_path, self.reward, self.device)
+            self.value = (load_frozen_value(model, rollout.value_path, self.reward, self.device) if rollout.value == "stitched"
+                          else frozen_tweedie_value(model, self.reward, self.device))
         self.latent_shape = self.model.latent_shape(height, width)
         self.version = 0
 
@@ -162,18 +185,18 @@ class RolloutWorker:
 
     @torch.no_grad()
     def _value(self, latents: torch.Tensor, t: torch.Tensor, prompts: list[str]):
-        """The stitched value of partial rollouts, as (total (N,), {"value": (N,)})."""
+        """The value (rollout.value) of partial rollouts, as (total (N,), {"value": (N,)})."""
         values = torch.cat([
             self.value(latents[s : s + self.cfg.batch_size], t[s : s + self.cfg.batch_size].to(latents), prompts[s : s + self.cfg.batch_size])
             for s in range(0, len(prompts), self.cfg.batch_size)
         ]).float()
         if not torch.isfinite(values).all():
-            raise FloatingPointError("the stitched value returned NaN or inf; check rollout.value_path")
+            raise FloatingPointError(f"the {self.cfg.value} value returned NaN or inf; check rollout.value_path and the reward")
         return values, {"value": values}
 
     def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> RolloutBatch:
         """One row per (prompt, group id, seed[, stop step]): sample with the loaded weights, score (the
-        pixel reward on clean samples, the stitched value on partial ones), return CPU tensors."""
+        pixel reward on clean samples, the value on partial ones), return CPU tensors."""
         if (stops is None) != (self.value is None):
             raise ValueError("stop steps are given exactly when rollout.horizon is partial")
         tick = time.perf_counter()

@@ -74,12 +74,13 @@ def value_export(tmp_path):
     return tmp_path / "value"
 
 
-def _partial_worker(value_path):
+def _partial_worker(value_path, value="stitched"):
     return RolloutWorker(
         ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8),
         {"clip": RewardTermConfig(model=RewardConfig(kind="random_tiny_clip"))},
         FinetuneConfig(),
-        RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4), horizon="1-2", value_path=str(value_path)),
+        RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4), horizon="1-2", value=value,
+                      value_path=str(value_path)),
         height=16, width=16,
     )
 
@@ -105,6 +106,24 @@ def test_partial_rollouts_stop_at_their_step_and_are_scored_by_the_frozen_value(
         torch.testing.assert_close(worker.value(batch.latents, batch.times, prompts), expected)
 
 
+def test_the_tweedie_ablation_scores_partial_rollouts_with_the_frozen_base_models_estimate():
+    from diffusion.model_config import build_flow_model
+    from value.baselines import TweedieValue
+
+    worker = _partial_worker("", value="tweedie")
+    prompts, stops = ["a red seven", "two blue threes"], [1, 2]
+    # The policy has moved away from the base: the value must still read the base generator.
+    worker.load_weights({n: p.detach() + 0.05 for n, p in worker.model.transformer.named_parameters()}, version=1)
+    batch = worker.sample(prompts, [0, 1], [5, 6], stops)
+    base = build_flow_model(ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8)).eval()
+    (reward,) = worker.reward.models.values()
+    with torch.no_grad():
+        expected = TweedieValue(base, reward, cfg_scale=1.0)(batch.latents, batch.times, prompts)
+        moved = TweedieValue(worker.model, reward, cfg_scale=1.0)(batch.latents, batch.times, prompts)
+    torch.testing.assert_close(batch.rewards, expected)
+    assert not torch.allclose(moved, expected)
+
+
 def test_partial_horizons_need_a_value_and_stops_inside_the_schedule():
     with pytest.raises(ValueError, match="rollout.value_path"):
         RolloutConfig(horizon="2-3")
@@ -112,3 +131,6 @@ def test_partial_horizons_need_a_value_and_stops_inside_the_schedule():
         RolloutConfig(horizon="5-10", value_path="/v")
     with pytest.raises(ValueError, match="is not 'full'"):
         RolloutConfig(horizon="late", value_path="/v")
+    with pytest.raises(ValueError, match="rollout.value='mc' is not one of"):
+        RolloutConfig(horizon="2-3", value="mc", value_path="/v")
+    assert RolloutConfig(horizon="2-3", value="tweedie").value_path == ""  # the ablation reads no export
