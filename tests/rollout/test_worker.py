@@ -124,6 +124,19 @@ def test_the_tweedie_ablation_scores_partial_rollouts_with_the_frozen_base_model
     assert not torch.allclose(moved, expected)
 
 
+def test_a_tweedie_scored_stop_one_step_before_the_end_is_the_full_rollouts_reward():
+    # The sampler's last step to t = 0 is z - t u(z), Tweedie's estimate: the two modes must agree exactly,
+    # which ties the partial-rollout path (stops, batching by stop, scoring) to the full one.
+    prompts, groups, seeds = ["a red seven", "two blue threes", "a green one"], [0, 1, 2], [5, 6, 7]
+    full = RolloutWorker(
+        ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8),
+        {"clip": RewardTermConfig(model=RewardConfig(kind="random_tiny_clip"))},
+        FinetuneConfig(), RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4)), height=16, width=16,
+    ).sample(prompts, groups, seeds)
+    partial = _partial_worker("", value="tweedie").sample(prompts, groups, seeds, [3, 3, 3])
+    torch.testing.assert_close(partial.rewards, full.rewards)
+
+
 def test_partial_horizons_need_a_value_and_stops_inside_the_schedule():
     with pytest.raises(ValueError, match="rollout.value_path"):
         RolloutConfig(horizon="2-3")
