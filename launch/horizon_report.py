@@ -1,12 +1,14 @@
 """Collect the runs of a rollout-horizon sweep (DiffusionNFT's rollout.horizon or DRaFT's draft.horizon)
 into one table and one plot.
 
-    python launch/nft.py -m rollout.horizon=full,4-5,5-7,7-9  # a Hydra multirun: runs/nft_sweep/<time>/<horizon>/
-    python launch/draft.py -m draft.horizon=full,2-4,3-7,5-9  # or DRaFT's: runs/draft_sweep/<time>/<horizon>/
+    python launch/nft.py -m rollout.horizon=full,4-5,5-7,7-9  # a Hydra multirun: runs/nft_sweep/<time>/<overrides>/
+    python launch/draft.py -m draft.horizon=full,2-4,3-7,5-9  # or DRaFT's: runs/draft_sweep/<time>/<overrides>/
     python launch/horizon_report.py runs/nft_sweep/<time>     # -> horizons.md, horizons.json, horizons.png there
 
-Per run: horizon, final and base verifier score and reward, wall seconds, seconds per training step,
-and the wall seconds at which its evaluation first reached the full-rollout run's final score.
+A run's folder is named by its overrides (Hydra's override_dirname), so a sweep over more than the
+horizon (`rollout.value=stitched,tweedie`) keeps one row per run. Per run: its
+folder, horizon, final and base verifier score and reward, wall seconds, seconds per training step, and
+the wall seconds at which its evaluation first reached the full-rollout run's final score.
 """
 
 import json
@@ -34,16 +36,20 @@ def time_to(rows: list[dict], target: float, clock: str = "wall_seconds") -> flo
 
 
 def report(sweep: Path) -> list[dict]:
-    runs = {}
-    for summary_file in sorted(sweep.glob("*/summary.json")):
-        horizon, summary, rows = load_run(summary_file.parent)
-        runs[horizon] = (summary, rows)
+    # A path among the overrides (rollout.value_path=/x/y) nests the run's folder: search every depth.
+    runs = {f.parent.relative_to(sweep).as_posix(): load_run(f.parent) for f in sorted(sweep.rglob("summary.json"))}
     if not runs:
-        raise FileNotFoundError(f"no finished runs (*/summary.json) under {sweep}")
-    target = runs["full"][0]["final_prompt_acc"] if "full" in runs else None
+        raise FileNotFoundError(f"no finished runs (a summary.json) under {sweep}")
+    # Full rollouts never read the value, so a sweep over it repeats the full run: those agree.
+    finals = {summary["final_prompt_acc"] for horizon, summary, _ in runs.values() if horizon == "full"}
+    if len(finals) > 1:
+        raise ValueError(f"the full-rollout runs under {sweep} end at different scores {sorted(finals)}, so the target is "
+                         "ambiguous; report each setting's sweep from its own directory")
+    target = finals.pop() if finals else None
     table = []
-    for horizon, (summary, rows) in runs.items():
+    for run, (horizon, summary, rows) in runs.items():
         table.append({
+            "run": run,
             "horizon": horizon,
             "base_prompt_acc": summary["base_prompt_acc"],
             "final_prompt_acc": summary["final_prompt_acc"],
@@ -57,7 +63,7 @@ def report(sweep: Path) -> list[dict]:
     lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |" for row in table]
     (sweep / "horizons.md").write_text("\n".join(lines) + "\n")
     (sweep / "horizons.json").write_text(json.dumps(table, indent=2))
-    plot_runs({h: rows for h, (_, rows) in runs.items()}, sweep / "horizons.png")
+    plot_runs({run: rows for run, (_, _, rows) in runs.items()}, sweep / "horizons.png")
     return table
 
 
