@@ -6,9 +6,9 @@ into one table and one plot.
     python launch/horizon_report.py runs/nft_sweep/<time>     # -> horizons.md, horizons.json, horizons.png there
 
 A run's folder is named by its overrides (Hydra's override_dirname), so a sweep over more than the
-horizon (`rollout.value=stitched,tweedie`) keeps one row per run. Per run: its
-folder, horizon, final and base verifier score and reward, wall seconds, seconds per training step, and
-the wall seconds at which its evaluation first reached the full-rollout run's final score.
+horizon (`rollout.value=stitched,tweedie`) keeps one row per run. Per run: its folder, horizon, final
+and base verifier score and reward, wall seconds, seconds per training step, and the wall seconds at
+which its evaluation first reached the full-rollout run's final score.
 """
 
 import json
