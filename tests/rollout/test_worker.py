@@ -11,14 +11,16 @@ from value.reward_config import RewardConfig
 from value.weighted_reward import RewardTermConfig
 
 
+MODEL = ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8)  # seeded: every build has the same weights
+REWARD = RewardConfig(kind="random_tiny_clip")
+
+
+def _tiny_worker(rollout: RolloutConfig, *, finetune=FinetuneConfig(), weight: float = 1.0):
+    return RolloutWorker(MODEL, {"clip": RewardTermConfig(weight=weight, model=REWARD)}, finetune, rollout, height=16, width=16)
+
+
 def _worker(finetune=FinetuneConfig()):
-    return RolloutWorker(
-        ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8),
-        {"clip": RewardTermConfig(weight=2.0, model=RewardConfig(kind="random_tiny_clip"))},
-        finetune,
-        RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=3)),
-        height=16, width=16,
-    )
+    return _tiny_worker(RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=3)), finetune=finetune, weight=2.0)
 
 
 def test_sample_is_seeded_weighted_and_tagged_with_the_policy_version():
@@ -66,8 +68,8 @@ def value_export(tmp_path):
     from value.reward_config import build_reward_model
     from value.stitched import save_stitched
 
-    backbone = build_flow_model(ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8))
-    reward = build_reward_model(RewardConfig(kind="random_tiny_clip"))
+    backbone = build_flow_model(MODEL)
+    reward = build_reward_model(REWARD)
     g = torch.Generator().manual_seed(0)
     value = stitched_from_fit(backbone, reward, [torch.rand(6, 3, 16, 16, generator=g) for _ in range(2)], max_j=1)
     save_stitched(value, tmp_path / "value", {"backbone": "random_tiny", "reward": "random_tiny_clip"})
@@ -75,14 +77,8 @@ def value_export(tmp_path):
 
 
 def _partial_worker(value_path, value="stitched"):
-    return RolloutWorker(
-        ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8),
-        {"clip": RewardTermConfig(model=RewardConfig(kind="random_tiny_clip"))},
-        FinetuneConfig(),
-        RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4), horizon="1-2", value=value,
-                      value_path=str(value_path)),
-        height=16, width=16,
-    )
+    return _tiny_worker(RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4), horizon="1-2",
+                                      value=value, value_path=str(value_path)))
 
 
 def test_partial_rollouts_stop_at_their_step_and_are_scored_by_the_frozen_value(value_export):
@@ -115,7 +111,7 @@ def test_the_tweedie_ablation_scores_partial_rollouts_with_the_frozen_base_model
     # The policy has moved away from the base: the value must still read the base generator.
     worker.load_weights({n: p.detach() + 0.05 for n, p in worker.model.transformer.named_parameters()}, version=1)
     batch = worker.sample(prompts, [0, 1], [5, 6], stops)
-    base = build_flow_model(ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8)).eval()
+    base = build_flow_model(MODEL).eval()
     (reward,) = worker.reward.models.values()
     with torch.no_grad():
         expected = TweedieValue(base, reward, cfg_scale=1.0)(batch.latents, batch.times, prompts)
@@ -128,11 +124,7 @@ def test_a_tweedie_scored_stop_one_step_before_the_end_is_the_full_rollouts_rewa
     # The sampler's last step to t = 0 is z - t u(z), Tweedie's estimate: the two modes must agree exactly,
     # which ties the partial-rollout path (stops, batching by stop, scoring) to the full one.
     prompts, groups, seeds = ["a red seven", "two blue threes", "a green one"], [0, 1, 2], [5, 6, 7]
-    full = RolloutWorker(
-        ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8),
-        {"clip": RewardTermConfig(model=RewardConfig(kind="random_tiny_clip"))},
-        FinetuneConfig(), RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4)), height=16, width=16,
-    ).sample(prompts, groups, seeds)
+    full = _tiny_worker(RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4))).sample(prompts, groups, seeds)
     partial = _partial_worker("", value="tweedie").sample(prompts, groups, seeds, [3, 3, 3])
     torch.testing.assert_close(partial.rewards, full.rewards)
 
