@@ -6,7 +6,10 @@ reward: same seeds, prompts, step budget and learners, both runs in this one pro
 
 Reports time-to-target (wall seconds until the evaluation's verifier score first reaches the score the
 full run ends its budget with), their ratio, rollout seconds per sample in each mode and both final
-scores. The last line printed is one JSON object.
+scores, and what the step costs allow: `speedup_at_equal_learning`, the full step's seconds over the
+value step's, is the time-to-target ratio the value run would reach if it learned as much per step as
+the full run, so a larger speedup needs it to learn faster per step than exact rewards teach. The last
+line printed is one JSON object.
 """
 
 import json
@@ -26,6 +29,11 @@ def run_mode(out: Path, horizon: str, steps: int, extra: list[str]) -> tuple[dic
     return run_training(nft, "nft", out / horizon, [f"rollout.horizon={horizon}", f"train.steps={steps}", *extra])
 
 
+def mean_per_step(rows: list[dict], key: str) -> float:
+    steps = [r[key] for r in rows if key in r]
+    return sum(steps) / len(steps)
+
+
 def main() -> None:
     args = comparison_args(__doc__, "nft_speed", "5-7", 140)
     out = args.out
@@ -43,6 +51,11 @@ def main() -> None:
         "rollout_cost_ratio": value["rollout_seconds"] / full["rollout_seconds"],
         "rollout_seconds_per_sample_full": full["rollout_seconds"] / samples,
         "rollout_seconds_per_sample_value": value["rollout_seconds"] / samples,
+        "step_seconds_full": mean_per_step(full_rows, "time/step"),
+        "step_seconds_value": mean_per_step(value_rows, "time/step"),
+        "learner_seconds_per_step_full": mean_per_step(full_rows, "time/learner"),
+        "learner_seconds_per_step_value": mean_per_step(value_rows, "time/learner"),
+        "speedup_at_equal_learning": mean_per_step(full_rows, "time/step") / mean_per_step(value_rows, "time/step"),
         "wall_seconds_full": full["wall_seconds"],
         "wall_seconds_value": value["wall_seconds"],
         "final_prompt_acc_full": full["final_prompt_acc"],

@@ -118,7 +118,10 @@ def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
         fig, ax = plt.subplots(figsize=(5, 3.5))
         for metric in ("zero_shot_acc", "pairwise_acc"):
             line = ax.plot([float(t) for t in ts], [fid[t][metric] for t in ts], marker="o", label=f"stitched {metric}")
-            ax.axhline(fid["clean"][metric], color=line[0].get_color(), ls="--", label=f"clean {metric}")
+            colour = line[0].get_color()
+            ax.plot([float(t) for t in ts], [fid[t]["tweedie"][metric] for t in ts], marker="x", ls=":", color=colour,
+                    label=f"Tweedie {metric}")
+            ax.axhline(fid["clean"][metric], color=colour, ls="--", label=f"clean {metric}")
         ax.set_xlabel("t (noise level)")
         ax.set_ylim(0, 1.02)
         ax.legend(fontsize=7)

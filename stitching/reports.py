@@ -3,7 +3,8 @@
 - Fidelity (StitchVM's Table 5, in the tiny world): on test scenes noised to t, does the value still do
   the reward model's own job, zero-shot classification and ranking a caption above its hard negative,
   next to the clean reward model on the clean images; and the rank correlation of its scores with the
-  clean reward's.
+  clean reward's. Beside each, the same metrics of a training-free reference (`tweedie_reader`), which
+  says how much of the clean model's accuracy survives the latent and the noise at all.
 - Calibration against the true value (the paper does not report it): for latents z_t from base-model
   trajectories, the truth is the mean reward of many posterior rollouts from z_t (`MonteCarloValue`);
   per t, Spearman, Pearson and MSE of each estimator against it, and, where prompts repeat, the mean
@@ -31,16 +32,16 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return pearson(a.argsort().argsort().float(), b.argsort().argsort().float())
 
 
-class NoisedReward:
-    """A stitched value read as a reward on clean images: encode, noise to t with fixed per-call noise
-    (the same images get the same z_t for every caption), score. Fits `world.clip`'s accuracy functions,
-    which score one image batch against caption after caption: the image embedding does not depend on
-    the caption, so it is computed once per batch."""
+class NoisedReader:
+    """A reader of noisy latents used as a reward on clean images: encode, noise to t with fixed per-call
+    noise (the same images get the same z_t for every caption), `read` z_t once per image batch, then
+    `score` what it read against the captions. Fits `world.clip`'s accuracy functions, which score one
+    image batch against caption after caption."""
 
-    def __init__(self, value: StitchedValue, backbone: FlowModel, t: float, seed: int):
-        self.value, self.backbone, self.t, self.seed = value, backbone, t, seed
+    def __init__(self, read, score, backbone: FlowModel, t: float, seed: int):
+        self.read, self.score, self.backbone, self.t, self.seed = read, score, backbone, t, seed
         self._images: torch.Tensor | None = None
-        self._embed: torch.Tensor | None = None
+        self._read = None
 
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, prompts: list[str]) -> torch.Tensor:
@@ -48,32 +49,57 @@ class NoisedReward:
             z0 = self.backbone.encode(images)
             eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(self.seed)).to(z0)
             z_t = (1 - self.t) * z0 + self.t * eps
-            self._images, self._embed = images, self.value.embed(z_t, torch.full((z0.shape[0],), self.t).to(z0))
-        return self.value.reward.score_embedding(self._embed, prompts)
+            self._images, self._read = images, self.read(z_t, torch.full((z0.shape[0],), self.t).to(z0))
+        return self.score(self._read, prompts)
+
+
+def stitched_reader(value: StitchedValue, backbone: FlowModel, t: float, seed: int) -> NoisedReader:
+    """The stitched value: its image embedding does not depend on the caption, so it is read once."""
+    return NoisedReader(value.embed, value.reward.score_embedding, backbone, t, seed)
+
+
+def tweedie_reader(reward, backbone: FlowModel, t: float, seed: int) -> NoisedReader:
+    """The training-free reference: one denoiser pass under the null prompt, z0_hat = z_t - t u, decode,
+    and the clean reward scores the decoded image. The null prompt, as the stitched value's backbone
+    reads: a caption-conditioned pass would denoise toward each candidate caption. At t = 0 it is the
+    VAE round trip, what the clean reward keeps through the latent alone."""
+
+    def denoise(z: torch.Tensor, t_: torch.Tensor) -> torch.Tensor:
+        u = backbone.velocity(z, t_, backbone.encode_prompt([""] * z.shape[0]))
+        return backbone.decode(z - t_.view(-1, 1, 1, 1) * u)
+
+    return NoisedReader(denoise, reward, backbone, t, seed)
+
+
+def _accuracies(reward, bank, n: int, seed: int) -> dict:
+    from world import clip as world_clip
+
+    return {"zero_shot_acc": world_clip.zero_shot_acc(reward, bank, "test", n, seed=seed + 1),
+            "pairwise_acc": world_clip.pairwise_acc(reward, bank, "test", n, seed=seed + 2)}
 
 
 @torch.no_grad()
 def fidelity(value: StitchedValue, reward, backbone: FlowModel, *, ts: list[float], n: int, seed: int) -> dict:
-    """Tiny-world test scenes. Returns {"clean": {...}, "<t>": {zero_shot_acc, pairwise_acc, spearman_vs_clean}}."""
+    """Tiny-world test scenes. Returns {"clean": {zero_shot_acc, pairwise_acc, "vae_round_trip": {the
+    same}}, "<t>": {zero_shot_acc, pairwise_acc, spearman_vs_clean, "tweedie": {the same}}}: the
+    stitched value's, and beside it `tweedie_reader`'s, the reference that no training went into."""
     from world import clip as world_clip
     from world.scenes import DigitBank, render_batch
 
     bank = DigitBank(seed)
-    out = {"clean": {
-        "zero_shot_acc": world_clip.zero_shot_acc(reward, bank, "test", n, seed=seed + 1),
-        "pairwise_acc": world_clip.pairwise_acc(reward, bank, "test", n, seed=seed + 2),
-    }}
+    out = {"clean": {**_accuracies(reward, bank, n, seed),
+                     "vae_round_trip": _accuracies(tweedie_reader(reward, backbone, 0.0, seed + 4), bank, n, seed)}}
     rng = np.random.default_rng(seed + 3)
     pairs = world_clip.captioned_scenes(n, rng)
     images, captions = render_batch([s for s, _ in pairs], bank, "test", rng), [p.text() for _, p in pairs]
-    clean_scores = reward(images, captions)
+    clean_scores = reward(images, captions).cpu()
+
+    def row(reader: NoisedReader) -> dict:
+        return {**_accuracies(reader, bank, n, seed), "spearman_vs_clean": spearman(reader(images, captions).cpu(), clean_scores)}
+
     for t in ts:
-        noisy = NoisedReward(value, backbone, t, seed=seed + 4)
-        out[f"{t:g}"] = {
-            "zero_shot_acc": world_clip.zero_shot_acc(noisy, bank, "test", n, seed=seed + 1),
-            "pairwise_acc": world_clip.pairwise_acc(noisy, bank, "test", n, seed=seed + 2),
-            "spearman_vs_clean": spearman(noisy(images, captions).cpu(), clean_scores.cpu()),
-        }
+        out[f"{t:g}"] = {**row(stitched_reader(value, backbone, t, seed + 4)),
+                         "tweedie": row(tweedie_reader(reward, backbone, t, seed + 4))}
     return out
 
 

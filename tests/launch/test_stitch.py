@@ -37,6 +37,8 @@ def test_stitch_script_builds_exports_reports_and_resumes(tmp_path, mini_world):
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(summary["stitch_point"]) == 2 and 0 <= summary["search_mse"] <= 1
     assert set(summary["fidelity"]) == {"clean", "0.25", "0.75"}
+    assert set(summary["fidelity"]["clean"]["vae_round_trip"]) == {"zero_shot_acc", "pairwise_acc"}
+    assert set(summary["fidelity"]["0.25"]["tweedie"]) == {"zero_shot_acc", "pairwise_acc", "spearman_vs_clean"}
     for row in summary["calibration"].values():
         for name in ("stitched", "vae_stitch", "tweedie", "mc1"):
             assert set(row[name]) == {"spearman", "pearson", "mse", "spearman_within"}, name

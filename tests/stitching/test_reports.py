@@ -1,4 +1,5 @@
-"""The calibration report's rank statistics: pooled over prompts, and within a prompt's latents."""
+"""The reports' statistics: calibration's rank correlations, pooled over prompts and within a prompt's
+latents, and fidelity's training-free reference."""
 
 import pytest
 import torch
@@ -31,3 +32,17 @@ def test_calibration_prompts_repeat_in_groups_spread_over_a_list_ordered_by_fami
     grouped = spread_prompts(prompts, 96, 8)
     assert len(grouped) == 96 and all(len(set(grouped[k : k + 8])) == 1 for k in range(0, 96, 8))
     assert {parse_prompt(p).family for p in grouped} == set(FAMILIES)
+
+
+def test_the_tweedie_reference_at_t_0_is_the_vae_round_trip(sd3_model, clip_reward):
+    from stitching.reports import tweedie_reader
+
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    captions = ["a red seven", "two blue threes", "a green one"]
+    with torch.no_grad():
+        round_trip = clip_reward(sd3_model.decode(sd3_model.encode(images)), captions)
+        assert torch.allclose(tweedie_reader(clip_reward, sd3_model, 0.0, seed=0)(images, captions), round_trip)
+        noisy = tweedie_reader(clip_reward, sd3_model, 0.5, seed=0)
+        assert not torch.allclose(noisy(images, captions), round_trip)
+        again = tweedie_reader(clip_reward, sd3_model, 0.5, seed=0)  # seeded noise: the same z_t
+        assert torch.equal(again(images, captions), noisy(images, captions))
