@@ -42,6 +42,7 @@ def test_distillation_lowers_the_loss_and_trains_only_the_stitch_and_tower(sd3_m
     assert stats["steps"] == 40 and stats["resumed_from"] is None
     assert all(torch.equal(v, reward.state_dict()[k]) for k, v in teacher_before.items())
     assert all(torch.equal(v, sd3_model.transformer.state_dict()[k]) for k, v in backbone_before.items())
+    assert all(p.grad is None for p in sd3_model.transformer.parameters())  # no backward through the backbone
     assert latest_checkpoint(tmp_path).name == "step_000040"
 
 
