@@ -45,7 +45,7 @@ def measure(value, z, t, prompts, *, grad: bool, repeats: int) -> dict:
     def call():
         if grad:
             x = z.clone().requires_grad_(True)
-            value(x, t, prompts).sum().backward()
+            torch.autograd.grad(value(x, t, prompts).sum(), x)
         else:
             with torch.no_grad():
                 value(z, t, prompts)
@@ -74,8 +74,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     root = world_dir()
+    # Frozen, as every job that evaluates a value freezes them: trainable parameters would make autograd
+    # save the inputs of their layers for weight gradients no guidance step reads.
     backbone = build_flow_model(ModelConfig(family="sd3", path=str(root / "generator"), max_sequence_length=1))
-    reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / args.reward)))
+    backbone.eval().requires_grad_(False)
+    reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / args.reward))).requires_grad_(False)
     if args.value:
         stitched = load_stitched(args.value, backbone, reward)
     else:
@@ -87,6 +90,7 @@ def main() -> None:
         probe = [image_source(ImageSourceConfig())(-1, 64)]
         fit = search_stitch_point(*backbone_taps(backbone), reward, probe, seed=0)
         stitched = new_value(BackboneFeatures(backbone, fit.best.i), reward, fit, 8, 0)  # cost does not need training
+    stitched.requires_grad_(False)
     tweedie = TweedieValue(backbone, reward)
     z = torch.randn(args.batch, *backbone.latent_shape(32, 32), generator=torch.Generator().manual_seed(0))
     t = torch.full((args.batch,), args.t)
