@@ -43,6 +43,7 @@ def main() -> None:
     t_full, t_value = time_to(full_rows, target), time_to(value_rows, target)
     train = OmegaConf.load(out / "full" / "config.yaml").train
     samples = args.steps * train.prompts_per_step * train.group_size  # the same in both runs
+    step_full, step_value = mean_per_step(full_rows, "time/step"), mean_per_step(value_rows, "time/step")
     result = {
         "target_prompt_acc": target,
         "seconds_to_target_full": t_full,
@@ -51,11 +52,11 @@ def main() -> None:
         "rollout_cost_ratio": value["rollout_seconds"] / full["rollout_seconds"],
         "rollout_seconds_per_sample_full": full["rollout_seconds"] / samples,
         "rollout_seconds_per_sample_value": value["rollout_seconds"] / samples,
-        "step_seconds_full": mean_per_step(full_rows, "time/step"),
-        "step_seconds_value": mean_per_step(value_rows, "time/step"),
+        "step_seconds_full": step_full,
+        "step_seconds_value": step_value,
         "learner_seconds_per_step_full": mean_per_step(full_rows, "time/learner"),
         "learner_seconds_per_step_value": mean_per_step(value_rows, "time/learner"),
-        "speedup_at_equal_learning": mean_per_step(full_rows, "time/step") / mean_per_step(value_rows, "time/step"),
+        "speedup_at_equal_learning": step_full / step_value,
         "wall_seconds_full": full["wall_seconds"],
         "wall_seconds_value": value["wall_seconds"],
         "final_prompt_acc_full": full["final_prompt_acc"],

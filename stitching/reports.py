@@ -95,7 +95,8 @@ def fidelity(value: StitchedValue, reward, backbone: FlowModel, *, ts: list[floa
     clean_scores = reward(images, captions).cpu()
 
     def row(reader: NoisedReader) -> dict:
-        return {**_accuracies(reader, bank, n, seed), "spearman_vs_clean": spearman(reader(images, captions).cpu(), clean_scores)}
+        spearman_vs_clean = spearman(reader(images, captions).cpu(), clean_scores)
+        return {**_accuracies(reader, bank, n, seed), "spearman_vs_clean": spearman_vs_clean}
 
     for t in ts:
         out[f"{t:g}"] = {**row(stitched_reader(value, backbone, t, seed + 4)),
