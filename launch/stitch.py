@@ -5,8 +5,8 @@
     python launch/stitch.py +experiment=stitch_sd35m_clip model.path=... reward.path=... images.path=...
 
 Writes <run_dir>/{config.yaml, search.{csv,json}, search_heatmap.png, metrics.jsonl, value/, fidelity.png,
-calibration.png, summary.json}; resumes distillation from <run_dir>/checkpoints when run again with the
-same run_dir. The last line printed is the summary as one JSON object.
+calibration.png, calibration_null_prompt.png, summary.json}; resumes distillation from <run_dir>/checkpoints
+when run again with the same run_dir. The last line printed is the summary as one JSON object.
 """
 
 import json

@@ -44,7 +44,9 @@ class StitchConfig:
 class ReportConfig:
     """ts: noise levels of the reports. fidelity_scenes: tiny-world test scenes per metric (0 skips).
     calibration_*: base-model trajectories (`per_prompt` seeds of each prompt, prompts cycled) and
-    posterior rollouts from each z_t for the Monte Carlo truth (0 latents skips)."""
+    posterior rollouts from each z_t for the Monte Carlo truth (0 latents skips). null_prompt_truth: also
+    calibrate against rollouts under the null prompt, each scored with its own prompt, the value a reader
+    of null-prompt features can model (as many rollouts again)."""
 
     ts: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9])
     fidelity_scenes: int = 300
@@ -53,6 +55,7 @@ class ReportConfig:
     calibration_per_prompt: int = 1
     num_steps: int = 20
     cfg_scale: float = 1.0
+    null_prompt_truth: bool = True
 
     def __post_init__(self):
         if self.calibration_per_prompt < 1:
@@ -112,6 +115,23 @@ def train_value(value: StitchedValue, reward: RewardModel, backbone: FlowModel, 
                        checkpoint_dir=checkpoint_dir, captions=captions, progress=bar, log=log)
 
 
+def plot_calibration(cal: dict, path: Path, truth: str) -> None:
+    ts = list(cal)
+    names = [k for k in cal[ts[0]] if isinstance(cal[ts[0]][k], dict)]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for name in names:
+        line = ax.plot([float(t) for t in ts], [cal[t][name]["spearman"] for t in ts], marker="o", label=name)
+        if cal[ts[0]][name]["spearman_within"] is not None:
+            ax.plot([float(t) for t in ts], [cal[t][name]["spearman_within"] for t in ts], marker="x", ls="--",
+                    color=line[0].get_color(), label=f"{name}, within a prompt")
+    ax.set_xlabel("t (noise level)")
+    ax.set_ylabel(f"Spearman vs {truth}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
     if fid:
         ts = [k for k in fid if k != "clean"]
@@ -129,20 +149,7 @@ def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
         fig.savefig(run_dir / "fidelity.png", dpi=100)
         plt.close(fig)
     if cal:
-        ts = list(cal)
-        names = [k for k in cal[ts[0]] if isinstance(cal[ts[0]][k], dict)]
-        fig, ax = plt.subplots(figsize=(5, 3.5))
-        for name in names:
-            line = ax.plot([float(t) for t in ts], [cal[t][name]["spearman"] for t in ts], marker="o", label=name)
-            if cal[ts[0]][name]["spearman_within"] is not None:
-                ax.plot([float(t) for t in ts], [cal[t][name]["spearman_within"] for t in ts], marker="x", ls="--",
-                        color=line[0].get_color(), label=f"{name}, within a prompt")
-        ax.set_xlabel("t (noise level)")
-        ax.set_ylabel("Spearman vs Monte Carlo truth")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(run_dir / "calibration.png", dpi=100)
-        plt.close(fig)
+        plot_calibration(cal, run_dir / "calibration.png", "Monte Carlo truth")
 
 
 def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceConfig, stitch: StitchConfig,
@@ -178,7 +185,7 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
     fid = None
     if report.fidelity_scenes and images.kind == "tiny_world":
         fid = fidelity(value, reward, backbone, ts=report.ts, n=report.fidelity_scenes, seed=seed)
-    cal = None
+    cal = cal_null = None
     if report.calibration_latents:
         cycled = spread_prompts(prompts, report.calibration_latents, report.calibration_per_prompt)
         latent_shape = backbone.latent_shape(height, width)
@@ -186,15 +193,22 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
                                             latent_shape=latent_shape, cfg_scale=report.cfg_scale, seed=seed)
         mc = dict(num_steps=report.num_steps, cfg_scale=report.cfg_scale)
         estimators["tweedie"] = TweedieValue(backbone, reward, cfg_scale=report.cfg_scale)
+        estimators["tweedie_null"] = TweedieValue(backbone, reward, cfg_scale=report.cfg_scale, prompted=False)
         estimators["mc1"] = MonteCarloValue(backbone, reward, rollouts=1, seed=seed + 1_000_000, **mc)
         truth = MonteCarloValue(backbone, reward, rollouts=report.calibration_rollouts, seed=seed, **mc)
         cal = calibration(estimators, truth, latents, times, cycled)
+        if report.null_prompt_truth:
+            null_truth = MonteCarloValue(backbone, reward, rollouts=report.calibration_rollouts, seed=seed,
+                                         prompted=False, **mc)
+            cal_null = calibration(estimators, null_truth, latents, times, cycled)
+            plot_calibration(cal_null, run_dir / "calibration_null_prompt.png", "the null-prompt truth")
     plot_reports(fid, cal, run_dir)
     summary = {
         "stitch_point": [searched.best.i, searched.best.j],
         "search_mse": searched.best.nmse,
         "fidelity": fid,
         "calibration": cal,
+        "calibration_null_prompt": cal_null,
         "distill": stats,
         "value_path": str(value_path),
         "run_dir": str(run_dir),

@@ -6,6 +6,10 @@ pixel reward alone (nothing trained):
 - `MonteCarloValue`: K rollouts from z_t to t = 0 with the base model's sampler, decode, reward, mean.
   With the posterior SDE (the default) the rollouts draw x0 from p(x0 | z_t), so K -> infinity is the
   true value; K = 1 is the cheap noisy estimate.
+
+Both run the base model under each sample's prompt, or with `prompted=False` under the null prompt
+while the reward still scores each sample against its own: the value under the posterior that a reader
+of null-prompt features (the stitched value) can model, since the prompt reaches it only at the reward.
 """
 
 import torch
@@ -17,17 +21,19 @@ from value.value_model import ValueModel
 
 
 class _FromBaseModel(ValueModel):
-    def __init__(self, model: FlowModel, reward: RewardModel, *, cfg_scale: float = 1.0):
+    def __init__(self, model: FlowModel, reward: RewardModel, *, cfg_scale: float = 1.0, prompted: bool = True):
         super().__init__()
         # Not submodules: both are shared with the rest of the job and stay frozen.
         self.__dict__["model"] = model
         self.__dict__["reward"] = reward
-        self.cfg_scale = cfg_scale
+        self.cfg_scale, self.prompted = cfg_scale, prompted
 
     def _conditions(self, prompts: list[str]):
-        cond = self.model.encode_prompt(prompts)
-        null = self.model.encode_prompt([""] * len(prompts)) if self.cfg_scale != 1.0 else None
-        return cond, null
+        """The base model's conditioning and CFG's null branch (None without CFG). Unprompted, both are
+        the null prompt (CFG between it and itself is itself)."""
+        null = self.model.encode_prompt([""] * len(prompts)) if self.cfg_scale != 1.0 or not self.prompted else None
+        cond = self.model.encode_prompt(prompts) if self.prompted else null
+        return cond, (null if self.cfg_scale != 1.0 else None)
 
 
 class TweedieValue(_FromBaseModel):
@@ -55,9 +61,9 @@ class MonteCarloValue(_FromBaseModel):
 
     def __init__(
         self, model: FlowModel, reward: RewardModel, *, rollouts: int, num_steps: int, cfg_scale: float = 1.0,
-        sde_noise: float = POSTERIOR_SDE_NOISE, seed: int = 0,
+        sde_noise: float = POSTERIOR_SDE_NOISE, seed: int = 0, prompted: bool = True,
     ):
-        super().__init__(model, reward, cfg_scale=cfg_scale)
+        super().__init__(model, reward, cfg_scale=cfg_scale, prompted=prompted)
         if rollouts < 1:
             raise ValueError(f"rollouts={rollouts} must be at least 1")
         self.rollouts, self.seed = rollouts, seed

@@ -39,11 +39,13 @@ def test_stitch_script_builds_exports_reports_and_resumes(tmp_path, mini_world):
     assert set(summary["fidelity"]) == {"clean", "0.25", "0.75"}
     assert set(summary["fidelity"]["clean"]["vae_round_trip"]) == {"zero_shot_acc", "pairwise_acc"}
     assert set(summary["fidelity"]["0.25"]["tweedie"]) == {"zero_shot_acc", "pairwise_acc", "spearman_vs_clean"}
-    for row in summary["calibration"].values():
-        for name in ("stitched", "vae_stitch", "tweedie", "mc1"):
+    assert set(summary["calibration_null_prompt"]) == set(summary["calibration"])
+    for row in [*summary["calibration"].values(), *summary["calibration_null_prompt"].values()]:
+        for name in ("stitched", "vae_stitch", "tweedie", "tweedie_null", "mc1"):
             assert set(row[name]) == {"spearman", "pearson", "mse", "spearman_within"}, name
             assert -1 <= row[name]["spearman_within"] <= 1  # two prompts of three latents each
-    for name in ("search.csv", "search_heatmap.png", "fidelity.png", "calibration.png", "metrics.jsonl", "summary.json"):
+    for name in ("search.csv", "search_heatmap.png", "fidelity.png", "calibration.png", "calibration_null_prompt.png",
+                 "metrics.jsonl", "summary.json"):
         assert (run_dir / name).is_file(), name
     backbone = build_flow_model(ModelConfig(family="sd3", path=str(mini_world / "generator"), max_sequence_length=1))
     reward = build_reward_model(RewardConfig(kind="open_clip", path=str(mini_world / "clip")))

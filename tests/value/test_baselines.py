@@ -48,3 +48,21 @@ def test_monte_carlo_with_the_posterior_sde_varies_and_is_seeded(sd3_model, late
     assert torch.equal(a, b) and a.std(0).min() > 0
     with pytest.raises(ValueError, match="not on the 6-step schedule"):
         mc(z, torch.tensor([0.123, 0.5]), PROMPTS)
+
+
+def test_unprompted_values_denoise_under_the_null_prompt_and_score_with_each_samples_own(sd3_model, latents):
+    reward = tiny_clip_reward()
+    z, t = latents
+    null = sd3_model.encode_prompt(["", ""])
+    with torch.no_grad():
+        by_hand = reward(sd3_model.decode(z - t.view(-1, 1, 1, 1) * sd3_model.velocity(z, t, null)), PROMPTS)
+        for cfg_scale in (1.0, 3.0):  # CFG between the null prompt and itself is the null prompt's velocity
+            unprompted = TweedieValue(sd3_model, reward, cfg_scale=cfg_scale, prompted=False)(z, t, PROMPTS)
+            assert torch.allclose(unprompted, by_hand, atol=1e-5)
+        assert not torch.allclose(TweedieValue(sd3_model, reward)(z, t, PROMPTS), by_hand, atol=1e-5)
+        times = sd3_model.schedule(6, 8, 8)
+        start = torch.stack([times[2], times[2]])
+        ode = dict(rollouts=1, num_steps=6, sde_noise=0.0)
+        final = rollout_from(sd3_model, z, null, times=times, start=2, seeds=[0, 1], config=SamplerConfig(num_steps=6)).final
+        got = MonteCarloValue(sd3_model, reward, prompted=False, **ode)(z, start, PROMPTS)
+        assert torch.allclose(got, reward(sd3_model.decode(final), PROMPTS), atol=1e-5)
