@@ -29,11 +29,6 @@ def run_mode(out: Path, horizon: str, steps: int, extra: list[str]) -> tuple[dic
     return run_training(nft, "nft", out / horizon, [f"rollout.horizon={horizon}", f"train.steps={steps}", *extra])
 
 
-def mean_per_step(rows: list[dict], key: str) -> float:
-    steps = [r[key] for r in rows if key in r]
-    return sum(steps) / len(steps)
-
-
 def main() -> None:
     args = comparison_args(__doc__, "nft_speed", "5-7", 140)
     out = args.out
@@ -43,7 +38,8 @@ def main() -> None:
     t_full, t_value = time_to(full_rows, target), time_to(value_rows, target)
     train = OmegaConf.load(out / "full" / "config.yaml").train
     samples = args.steps * train.prompts_per_step * train.group_size  # the same in both runs
-    step_full, step_value = mean_per_step(full_rows, "time/step"), mean_per_step(value_rows, "time/step")
+    # train_seconds: the summed step seconds (run_training), so the last row's over the steps is the mean step.
+    step_full, step_value = full_rows[-1]["train_seconds"] / args.steps, value_rows[-1]["train_seconds"] / args.steps
     result = {
         "target_prompt_acc": target,
         "seconds_to_target_full": t_full,
@@ -54,8 +50,8 @@ def main() -> None:
         "rollout_seconds_per_sample_value": value["rollout_seconds"] / samples,
         "step_seconds_full": step_full,
         "step_seconds_value": step_value,
-        "learner_seconds_per_step_full": mean_per_step(full_rows, "time/learner"),
-        "learner_seconds_per_step_value": mean_per_step(value_rows, "time/learner"),
+        "learner_seconds_per_step_full": full["learner_seconds"] / args.steps,
+        "learner_seconds_per_step_value": value["learner_seconds"] / args.steps,
         "speedup_at_equal_learning": step_full / step_value,
         "wall_seconds_full": full["wall_seconds"],
         "wall_seconds_value": value["wall_seconds"],

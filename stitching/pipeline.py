@@ -132,7 +132,7 @@ def plot_calibration(cal: dict, path: Path, truth: str) -> None:
     plt.close(fig)
 
 
-def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
+def plot_reports(fid: dict | None, cal: dict | None, cal_null: dict | None, run_dir: Path) -> None:
     if fid:
         ts = [k for k in fid if k != "clean"]
         fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -150,6 +150,8 @@ def plot_reports(fid: dict | None, cal: dict | None, run_dir: Path) -> None:
         plt.close(fig)
     if cal:
         plot_calibration(cal, run_dir / "calibration.png", "Monte Carlo truth")
+    if cal_null:
+        plot_calibration(cal_null, run_dir / "calibration_null_prompt.png", "the null-prompt truth")
 
 
 def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceConfig, stitch: StitchConfig,
@@ -201,8 +203,7 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
             null_truth = MonteCarloValue(backbone, reward, rollouts=report.calibration_rollouts, seed=seed,
                                          prompted=False, **mc)
             cal_null = calibration(estimators, null_truth, latents, times, cycled)
-            plot_calibration(cal_null, run_dir / "calibration_null_prompt.png", "the null-prompt truth")
-    plot_reports(fid, cal, run_dir)
+    plot_reports(fid, cal, cal_null, run_dir)
     summary = {
         "stitch_point": [searched.best.i, searched.best.j],
         "search_mse": searched.best.nmse,

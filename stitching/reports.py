@@ -17,7 +17,7 @@ import torch
 
 from diffusion.flow_model import FlowModel
 from diffusion.sampling import SamplerConfig, sample
-from value.baselines import MonteCarloValue
+from value.baselines import MonteCarloValue, TweedieValue
 from value.stitched import StitchedValue
 from value.value_model import ValueModel
 
@@ -59,16 +59,12 @@ def stitched_reader(value: StitchedValue, backbone: FlowModel, t: float, seed: i
 
 
 def tweedie_reader(reward, backbone: FlowModel, t: float, seed: int) -> NoisedReader:
-    """The training-free reference: one denoiser pass under the null prompt, z0_hat = z_t - t u, decode,
-    and the clean reward scores the decoded image. The null prompt, as the stitched value's backbone
-    reads: a caption-conditioned pass would denoise toward each candidate caption. At t = 0 it is the
-    VAE round trip, what the clean reward keeps through the latent alone."""
-
-    def denoise(z: torch.Tensor, t_: torch.Tensor) -> torch.Tensor:
-        u = backbone.velocity(z, t_, backbone.encode_prompt([""] * z.shape[0]))
-        return backbone.decode(z - t_.view(-1, 1, 1, 1) * u)
-
-    return NoisedReader(denoise, reward, backbone, t, seed)
+    """The training-free reference: the null-prompt `TweedieValue`'s decoded one-step estimate, which the
+    clean reward scores against each caption. The null prompt, as the stitched value's backbone reads: a
+    caption-conditioned pass would denoise toward each candidate caption. At t = 0 it is the VAE round
+    trip, what the clean reward keeps through the latent alone."""
+    tweedie = TweedieValue(backbone, reward, prompted=False)
+    return NoisedReader(lambda z, t_: tweedie.estimate(z, t_, [""] * z.shape[0]), reward, backbone, t, seed)
 
 
 def _accuracies(reward, bank, n: int, seed: int) -> dict:

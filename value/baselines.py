@@ -31,9 +31,11 @@ class _FromBaseModel(ValueModel):
     def _conditions(self, prompts: list[str]):
         """The base model's conditioning and CFG's null branch (None without CFG). Unprompted, both are
         the null prompt (CFG between it and itself is itself)."""
-        null = self.model.encode_prompt([""] * len(prompts)) if self.cfg_scale != 1.0 or not self.prompted else None
-        cond = self.model.encode_prompt(prompts) if self.prompted else null
-        return cond, (null if self.cfg_scale != 1.0 else None)
+        if not self.prompted:
+            null = self.model.encode_prompt([""] * len(prompts))
+            return null, (null if self.cfg_scale != 1.0 else None)
+        null = self.model.encode_prompt([""] * len(prompts)) if self.cfg_scale != 1.0 else None
+        return self.model.encode_prompt(prompts), null
 
 
 class TweedieValue(_FromBaseModel):
@@ -42,14 +44,20 @@ class TweedieValue(_FromBaseModel):
     reads_velocity = True
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        return self.reward(self.estimate(z, t, prompts), prompts)
+
+    def estimate(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """The decoded one-step estimate D(z_t - t u(z_t)) that the reward scores: (B, 3, H, W)."""
         cond, null = self._conditions(prompts)
-        return self.from_velocity(z, t, prompts, guided_velocity(self.model, z, t, cond, null, self.cfg_scale))
+        return self._decoded(z, t, guided_velocity(self.model, z, t, cond, null, self.cfg_scale))
 
     def from_velocity(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str], u: torch.Tensor) -> torch.Tensor:
         """The value given the velocity u(z_t) a sampler already computed (its own step's, so guidance and
         FK potentials cost no second denoiser pass); differentiable through u if u carries a graph."""
-        z0 = z - t.view(-1, 1, 1, 1).to(z.dtype) * u
-        return self.reward(self.model.decode(z0), prompts)
+        return self.reward(self._decoded(z, t, u), prompts)
+
+    def _decoded(self, z: torch.Tensor, t: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z - t.view(-1, 1, 1, 1).to(z.dtype) * u)
 
 
 class MonteCarloValue(_FromBaseModel):
