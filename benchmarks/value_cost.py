@@ -87,7 +87,7 @@ def main() -> None:
         from stitching.search import backbone_taps, search_stitch_point
         from value.stitched import BackboneFeatures
 
-        probe = [image_source(ImageSourceConfig())(-1, 64)]
+        probe = [image_source(ImageSourceConfig())(-1, 64).images]
         fit = search_stitch_point(*backbone_taps(backbone), reward, probe, seed=0)
         stitched = new_value(BackboneFeatures(backbone, fit.best.i), reward, fit, 8, 0)  # cost does not need training
     stitched.requires_grad_(False)

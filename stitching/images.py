@@ -8,8 +8,8 @@ student only learns E[r(x0) | z_t] where its training x0 come from that model. M
 .73 / .52 / .27 / .15 is .31 / .48 / .66 / .68 / .62 on 3,000 samples against .27 / .47 / .63 / .65 / .62
 on rendered scenes (README, "The value stitcher").
 
-`image_source(cfg, backbone)` returns batch(step, size) -> (size, 3, S, S) in [0, 1], a function of the
-step alone, so a resumed run sees the images an uninterrupted one would have.
+`image_source(cfg, backbone)` returns batch(step, size) -> an `ImageBatch` of `size` images and their
+prompts, a function of the step alone, so a resumed run sees the images an uninterrupted one would have.
 """
 
 from dataclasses import dataclass, field
@@ -21,6 +21,15 @@ import torch.nn.functional as F
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 IMAGE_KINDS = ("tiny_world", "folder", "generator")
+
+
+@dataclass
+class ImageBatch:
+    """images (B, 3, S, S) in [0, 1]; prompts: the caption each image was rendered or sampled for (the
+    null prompt "" for a folder of files, which has none)."""
+
+    images: torch.Tensor
+    prompts: list[str]
 
 
 @dataclass(kw_only=True)
@@ -57,12 +66,14 @@ def image_source(cfg: ImageSourceConfig, backbone=None):
     return _generator_source(cfg, backbone)
 
 
-def _cycle(get, n: int, seed: int):
-    """batch(step, size) over a pool of n images in a fixed shuffled order (negative steps: the probe set)."""
+def _cycle(get, prompt, n: int, seed: int):
+    """batch(step, size) over a pool of n images (get(i), prompt(i)) in a fixed shuffled order (negative
+    steps: the probe set)."""
     order = np.random.default_rng(seed).permutation(n)
 
-    def batch(step: int, size: int) -> torch.Tensor:
-        return torch.stack([get(int(order[(step * size + k) % n])) for k in range(size)])
+    def batch(step: int, size: int) -> ImageBatch:
+        picked = [int(order[(step * size + k) % n]) for k in range(size)]
+        return ImageBatch(torch.stack([get(i) for i in picked]), [prompt(i) for i in picked])
 
     return batch
 
@@ -75,9 +86,10 @@ def _world_source(cfg: ImageSourceConfig):
         raise ValueError(f"images.size={cfg.size} but tiny-world scenes are {CANVAS}x{CANVAS}; set images.size={CANVAS}")
     bank = DigitBank(cfg.seed)
 
-    def batch(step: int, size: int) -> torch.Tensor:
+    def batch(step: int, size: int) -> ImageBatch:
         rng = np.random.default_rng([cfg.seed, int(step < 0), abs(step)])  # probe (step < 0) and training streams
-        return render_batch([s for s, _ in captioned_scenes(size, rng)], bank, "train", rng)
+        scenes = captioned_scenes(size, rng)
+        return ImageBatch(render_batch([s for s, _ in scenes], bank, "train", rng), [c.text() for _, c in scenes])
 
     return batch
 
@@ -101,7 +113,7 @@ def _folder_source(cfg: ImageSourceConfig):
         top, left = (image.shape[1] - cfg.size) // 2, (image.shape[2] - cfg.size) // 2
         return image[:, top : top + cfg.size, left : left + cfg.size].clamp(0, 1)
 
-    return _cycle(lambda i: load(files[i]), len(files), cfg.seed)
+    return _cycle(lambda i: load(files[i]), lambda i: "", len(files), cfg.seed)
 
 
 @torch.no_grad()
@@ -123,7 +135,7 @@ def _generator_source(cfg: ImageSourceConfig, backbone):
                         null_cond=null).final
             images.append(backbone.decode(z0).float().cpu())
     pool = torch.cat(images)
-    return _cycle(lambda i: pool[i], len(pool), cfg.seed)
+    return _cycle(lambda i: pool[i], lambda i: prompts[i % len(prompts)], len(pool), cfg.seed)
 
 
 def score_captions(cfg: ImageSourceConfig, n: int, caption_file: str = "") -> list[str]:

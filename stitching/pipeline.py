@@ -28,7 +28,8 @@ from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, Stit
 class StitchConfig:
     """max_i: backbone blocks searched (0: all); max_j: reward blocks searched (the paper's j <= 4).
     vae_stitch_steps: distillation steps of the VAE-stitch ablation (0 skips it). caption_file: the
-    captions of distillation's score term (one per line; empty: see `stitching.images.score_captions`)."""
+    captions of distillation's score term (one per line; empty: see `stitching.images.score_captions`).
+    prompted: the backbone reads each latent's prompt, not the null prompt (`BackboneFeatures`)."""
 
     max_i: int = 0
     max_j: int = 4
@@ -38,6 +39,7 @@ class StitchConfig:
     distill: DistillConfig = field(default_factory=DistillConfig)
     vae_stitch_steps: int = 400
     caption_file: str = ""
+    prompted: bool = False
 
 
 @dataclass(kw_only=True)
@@ -73,7 +75,8 @@ def spread_prompts(prompts: list[str], n: int, per_prompt: int) -> list[str]:
 def probe_batches(source, cfg: StitchConfig):
     """The stage-1 probe set: steps -1, -2, ... of the image source (training uses steps 0, 1, ...)."""
     n_batches = -(-cfg.probe_images // cfg.probe_batch)
-    return [source(-1 - k, min(cfg.probe_batch, cfg.probe_images - k * cfg.probe_batch)) for k in range(n_batches)]
+    return [source(-1 - k, min(cfg.probe_batch, cfg.probe_images - k * cfg.probe_batch)).images
+            for k in range(n_batches)]
 
 
 def new_value(features, reward: RewardModel, result: SearchResult, bottleneck: int, seed: int) -> StitchedValue:
@@ -110,9 +113,10 @@ def train_value(value: StitchedValue, reward: RewardModel, backbone: FlowModel, 
     def log(row):
         metrics.write(json.dumps({"value": name, **row}) + "\n")
 
+    one_step = TweedieValue(backbone, reward, cfg_scale=cfg.teacher_cfg_scale).estimate
     with tqdm(total=cfg.steps, desc=f"distil {name}", unit="step", mininterval=5) as bar:
         return distill(value, reward, backbone.encode, lambda step: source(step, cfg.batch), cfg,
-                       checkpoint_dir=checkpoint_dir, captions=captions, progress=bar, log=log)
+                       checkpoint_dir=checkpoint_dir, captions=captions, one_step=one_step, progress=bar, log=log)
 
 
 def plot_calibration(cal: dict, path: Path, truth: str) -> None:
@@ -159,11 +163,18 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
                card: dict) -> dict:
     """The whole pipeline; returns the summary (also written to run_dir/summary.json)."""
     start = time.perf_counter()
+    if images.kind == "folder" and (stitch.prompted or stitch.distill.teacher != "clean"):
+        raise ValueError(
+            f"stitch.prompted={stitch.prompted} and stitch.distill.teacher={stitch.distill.teacher} read each image's "
+            "prompt, and images.kind=folder has none: use images.kind=generator (with images.path=<prompt file>), "
+            "or stitch.prompted=false stitch.distill.teacher=clean"
+        )
     source = image_source(images, backbone)
     probe = probe_batches(source, stitch)
     searched = search_stitch_point(*backbone_taps(backbone, stitch.max_i or None), reward, probe, max_j=stitch.max_j, seed=seed)
     save_search(searched, run_dir, "search")
-    value = new_value(BackboneFeatures(backbone, searched.best.i), reward, searched, stitch.bottleneck, seed)
+    features = BackboneFeatures(backbone, searched.best.i, prompted=stitch.prompted)
+    value = new_value(features, reward, searched, stitch.bottleneck, seed)
     captions = []
     if stitch.distill.score_weight:
         captions = score_captions(images, stitch.distill.score_captions, stitch.caption_file)

@@ -54,8 +54,12 @@ class NoisedReader:
 
 
 def stitched_reader(value: StitchedValue, backbone: FlowModel, t: float, seed: int) -> NoisedReader:
-    """The stitched value: its image embedding does not depend on the caption, so it is read once."""
-    return NoisedReader(value.embed, value.reward.score_embedding, backbone, t, seed)
+    """The stitched value. Under the null prompt its image embedding does not depend on the caption, so
+    it is read once; prompted features read each caption, so the whole value runs once per caption."""
+    if value.features.prompted:
+        return NoisedReader(lambda z, t_: (z, t_), lambda read, prompts: value(*read, prompts), backbone, t, seed)
+    return NoisedReader(lambda z, t_: value.embed(z, t_, [""] * z.shape[0]), value.reward.score_embedding,
+                        backbone, t, seed)
 
 
 def tweedie_reader(reward, backbone: FlowModel, t: float, seed: int) -> NoisedReader:

@@ -19,11 +19,11 @@ def tiny_clip_reward(seed: int = 1) -> CLIPScore:
     return CLIPScore.from_open_clip_model(tiny_open_clip(seed), tiny_tokenizer(), ImageTransform(size=32))
 
 
-def stitched_from_fit(backbone, reward, probe, *, max_j: int) -> StitchedValue:
+def stitched_from_fit(backbone, reward, probe, *, max_j: int, prompted: bool = False) -> StitchedValue:
     """A StitchedValue at its stage-1 fit (the residual MLP's random layer seeded)."""
     with torch.no_grad():
         fit = search_stitch_point(*backbone_taps(backbone), reward, probe, max_j=max_j, seed=0).best
     torch.manual_seed(0)
     stitch = StitchLayer(backbone.feature_dim, reward.tower.width, reward.tower.grid, upsample=fit.upsample)
     stitch.init_from_fit(fit.weight, fit.bias, fit.prefix)
-    return StitchedValue(BackboneFeatures(backbone, fit.i), reward, j=fit.j, stitch=stitch)
+    return StitchedValue(BackboneFeatures(backbone, fit.i, prompted=prompted), reward, j=fit.j, stitch=stitch)

@@ -1,7 +1,7 @@
 """StitchVM: a value model that reads noisy latents, V(z_t, t, prompts) = head(tail_j(s(backbone_i(z_t)))).
 
-The frozen diffusion backbone runs its first i blocks on z_t (timestep t, the fixed null prompt); the
-stitch s maps its token grid to the reward tower's (`LatentFeatures` puts the noisy latent itself in
+The frozen diffusion backbone runs its first i blocks on z_t (timestep t, the fixed null prompt, as in
+the paper, or with `prompted` each sample's own prompt); the stitch s maps its token grid to the reward tower's (`LatentFeatures` puts the noisy latent itself in
 the backbone's place: the paper's VAE-stitch ablation); the reward tower's blocks j.. (a trainable copy)
 and the reward's own head (frozen: the text tower with its cached prompt embeddings, or the aesthetic
 MLP) give the score. Block indices are 1-based, as in the paper.
@@ -78,49 +78,66 @@ class StitchLayer(nn.Module):
 
 
 class BackboneFeatures(nn.Module):
-    """The frozen backbone's image tokens after block i, with the fixed null prompt: (B, D, gh, gw)."""
+    """The frozen backbone's image tokens after block i: (B, D, gh, gw).
 
-    def __init__(self, backbone: FlowModel, i: int):
+    Under the fixed null prompt (the paper's), the prompt reaches the value only at the reward's text
+    tower, so the value can model E[r(x0) | z_t] under the null-prompt posterior alone. With `prompted`
+    the blocks read each sample's own prompt, as the sampler that produced z_t did (README, "What the
+    stitched value estimates"); encodings are cached per prompt, the first `cache_size` kept.
+    """
+
+    def __init__(self, backbone: FlowModel, i: int, *, prompted: bool = False, cache_size: int = 4096):
         super().__init__()
         if not 1 <= i <= backbone.num_blocks:
             raise ValueError(f"stitch block i={i} is outside 1..{backbone.num_blocks} (the backbone's blocks)")
         self.__dict__["backbone"] = backbone  # not a submodule: frozen, shared, saved elsewhere
-        self.i = i
-        self._null: Conditioning | None = None
+        self.i, self.prompted, self.cache_size = i, prompted, cache_size
+        self._encoded: dict[str, Conditioning] = {}
 
     @property
     def dim(self) -> int:
         return self.backbone.feature_dim
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self._null is None:
-            with torch.no_grad():
-                self._null = self.backbone.encode_prompt([""])
+    def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        cond = self.conditioning(prompts if self.prompted else [""] * z.shape[0])
         # Frozen, so a graph through these blocks serves only a gradient with respect to z (guidance, DRaFT).
         # Distillation's z_t carries none, and a shared backbone's parameters may still require grad: its
         # backward would then run through the blocks for gradients nothing reads (on the tiny world, a
         # distillation step's backward took 2.6x as long).
         with torch.set_grad_enabled(torch.is_grad_enabled() and z.requires_grad):
-            return self.backbone.features(z, t, self._null.repeat_interleave(z.shape[0]), upto=self.i)
+            return self.backbone.features(z, t, cond, upto=self.i)
+
+    @torch.no_grad()
+    def conditioning(self, prompts: list[str]) -> Conditioning:
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._encoded))
+        if missing:
+            encoded = self.backbone.encode_prompt(missing)
+            for k, prompt in enumerate(missing):
+                if len(self._encoded) < self.cache_size:
+                    self._encoded[prompt] = encoded.index(slice(k, k + 1))
+            if any(p not in self._encoded for p in prompts):  # the cache is full: this batch as it is
+                return self.backbone.encode_prompt(list(prompts))
+        return Conditioning.concat([self._encoded[p] for p in prompts])
 
 
 class LatentFeatures(nn.Module):
     """The VAE-stitch ablation: the noisy latent itself (no diffusion features), i = 0."""
 
-    i = 0
+    i, prompted = 0, False
 
     def __init__(self, channels: int):
         super().__init__()
         self.dim = channels
 
-    def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         return z
 
 
 class StitchedValue(ValueModel):
     """V(z_t, t, prompts) = head(tower_{>=j}(stitch(features(z_t, t)))). Trainable: `stitch` and `tower`
     (a copy of the reward's image tower, of which blocks >= j run). Frozen: the feature source and the
-    reward (its head and text tower, through which alone the prompt enters)."""
+    reward (its head and text tower, through which alone the prompt enters unless the features are
+    prompted)."""
 
     def __init__(self, features: BackboneFeatures | LatentFeatures, reward: RewardModel, *, j: int, stitch: StitchLayer):
         super().__init__()
@@ -136,18 +153,18 @@ class StitchedValue(ValueModel):
     def i(self) -> int:
         return self.features.i
 
-    def tokens(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def tokens(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         """The stitched tokens entering tower block j: (B, P + Gh * Gw, Cr)."""
-        return self.stitch(self.features(z, t).to(self.stitch.proj.weight.dtype))
-
-    def embed(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """z (B, C, h, w), t (B,) -> the reward's image embedding (B, E), not normalised."""
-        return self.tower.tail(self.tokens(z, t), self.j)
-
-    def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         if len(prompts) != z.shape[0]:
             raise ValueError(f"{z.shape[0]} latents but {len(prompts)} prompts; give one prompt per latent")
-        return self.reward.score_embedding(self.embed(z, t), prompts)
+        return self.stitch(self.features(z, t, prompts).to(self.stitch.proj.weight.dtype))
+
+    def embed(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """z (B, C, h, w), t (B,) -> the reward's image embedding (B, E), not normalised."""
+        return self.tower.tail(self.tokens(z, t, prompts), self.j)
+
+    def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        return self.reward.score_embedding(self.embed(z, t, prompts), prompts)
 
 
 WEIGHTS, CARD = "value.safetensors", "value.json"
@@ -191,6 +208,7 @@ def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
         "feature_dim": value.features.dim,
         "reward_grid": list(value.stitch.grid),
         "upsample": value.stitch.upsample,
+        "prompted": value.features.prompted,
         "reward_fingerprint": reward_fingerprint(value.reward),
         "backbone_fingerprint": backbone_fingerprint(value.features.backbone, value.i) if value.i else None,
     }
@@ -224,7 +242,7 @@ def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel) 
                 f"the value in {str(folder)!r} was built for another backbone ({card.get('backbone', '?')}); "
                 "load it with that backbone, or build a value for this one with launch/stitch.py"
             )
-        features = BackboneFeatures(backbone, i)
+        features = BackboneFeatures(backbone, i, prompted=card.get("prompted", False))
     stitch = StitchLayer(card["feature_dim"], reward.tower.width, tuple(card["reward_grid"]),
                          num_prefix=reward.tower.num_prefix_tokens, upsample=card.get("upsample", 1))
     value = StitchedValue(features, reward, j=j, stitch=stitch)

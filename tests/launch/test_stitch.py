@@ -22,10 +22,10 @@ SMALL = [
 ]
 
 
-def _run(run_dir: Path, world: Path) -> subprocess.CompletedProcess:
+def _run(run_dir: Path, world: Path, *overrides: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "STITCHRL_WORLD": str(world), "HF_HUB_OFFLINE": "1"}
     return subprocess.run(
-        [sys.executable, str(ROOT / "launch" / "stitch.py"), f"run_dir={run_dir}", *SMALL],
+        [sys.executable, str(ROOT / "launch" / "stitch.py"), f"run_dir={run_dir}", *SMALL, *overrides],
         cwd=run_dir.parent, capture_output=True, text=True, timeout=600, env=env,
     )
 
@@ -58,3 +58,21 @@ def test_stitch_script_builds_exports_reports_and_resumes(tmp_path, mini_world):
     again = _run(run_dir, mini_world)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads(again.stdout.strip().splitlines()[-1])["distill"]["resumed_from"].endswith("step_000003")
+
+
+def test_a_prompted_value_on_the_one_step_target_builds_and_loads_prompted(tmp_path, mini_world):
+    run_dir = tmp_path / "run"
+    out = _run(run_dir, mini_world, "stitch.prompted=true", "stitch.distill.teacher=tweedie", "images.kind=generator",
+               "images.samples=8", "images.num_steps=2", "stitch.vae_stitch_steps=0", "report.null_prompt_truth=false")
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert json.loads((Path(summary["value_path"]) / "value.json").read_text())["prompted"] is True
+    backbone = build_flow_model(ModelConfig(family="sd3", path=str(mini_world / "generator"), max_sequence_length=1))
+    reward = build_reward_model(RewardConfig(kind="open_clip", path=str(mini_world / "clip")))
+    assert load_stitched(summary["value_path"], backbone, reward).features.prompted
+    assert all(row["stitched"]["spearman_within"] is not None for row in summary["calibration"].values())
+
+
+def test_prompted_features_on_captionless_files_are_refused(tmp_path, mini_world):
+    out = _run(tmp_path / "run", mini_world, "stitch.prompted=true", "images.kind=folder", f"images.path={tmp_path}")
+    assert out.returncode != 0 and "images.kind=folder has none" in out.stderr

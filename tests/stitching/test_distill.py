@@ -8,12 +8,15 @@ import torch.nn.functional as F
 
 from diffusion.atomic_folder import latest_checkpoint
 from stitching.distill import DistillConfig, caption_score_loss, distill, distill_loss
+from stitching.images import ImageBatch
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
 from value.stitched import BackboneFeatures, StitchedValue, StitchLayer
 
+PROMPTS = ["a red seven", "two blue threes", "a green one", ""]
 
-def _images(step: int) -> torch.Tensor:
-    return torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(100 + step))
+
+def _images(step: int) -> ImageBatch:
+    return ImageBatch(torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(100 + step)), PROMPTS)
 
 
 def _value(backbone, reward, probe) -> StitchedValue:
@@ -21,13 +24,13 @@ def _value(backbone, reward, probe) -> StitchedValue:
 
 
 def _fixed_loss(value, reward, backbone) -> float:
-    x0 = _images(999)
+    x0 = _images(999).images
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         z0 = backbone.encode(x0)
         t = torch.full((4,), 0.3)
         z_t = 0.7 * z0 + 0.3 * torch.randn(z0.shape, generator=g)
-        return distill_loss(value, reward, x0, z_t, t, 1.0).item()
+        return distill_loss(value, reward, x0, z_t, t, PROMPTS, 1.0).item()
 
 
 def test_distillation_lowers_the_loss_and_trains_only_the_stitch_and_tower(sd3_model, probe_images, tmp_path):
@@ -77,14 +80,14 @@ def test_an_aesthetic_teacher_adds_its_score_to_the_smooth_l1_losses(sd3_model, 
     torch.manual_seed(0)
     teacher = AestheticScore(clip.tower, AestheticHead((32, 16, 8, 8, 4, 1)).eval(), ImageTransform(size=32))
     value = stitched_from_fit(sd3_model, teacher, probe_images, max_j=1)
-    x0 = _images(0)
+    x0 = _images(0).images
     t = torch.full((4,), 0.4)
     with torch.no_grad():
         z_t = 0.6 * sd3_model.encode(x0) + 0.4 * torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))
-        loss = distill_loss(value, teacher, x0, z_t, t, token_weight=1.0)
+        loss = distill_loss(value, teacher, x0, z_t, t, PROMPTS, token_weight=1.0)
         tokens = teacher.tower.run_from(teacher.tokens_at(teacher.preprocess(x0), 1), 1)
         embed = F.normalize(teacher.tower.pool(tokens), dim=-1)
-        s_tokens = value.tower.run_from(value.tokens(z_t, t), 1)
+        s_tokens = value.tower.run_from(value.tokens(z_t, t, PROMPTS), 1)
         s_embed = F.normalize(value.tower.pool(s_tokens), dim=-1)
         parts = [F.smooth_l1_loss(s_tokens, tokens), F.smooth_l1_loss(s_embed, embed),
                  F.smooth_l1_loss(teacher.head(s_embed), teacher.head(embed))]
@@ -109,14 +112,14 @@ def test_the_score_weight_adds_the_score_term_against_the_captions(sd3_model, pr
     reward = tiny_clip_reward()
     value = _value(sd3_model, reward, probe_images)
     captions = ["a red seven", "two blue threes", "a green one", "four nines"]
-    x0, t = _images(0), torch.full((4,), 0.4)
+    x0, t = _images(0).images, torch.full((4,), 0.4)
     with torch.no_grad():
         z_t = 0.6 * sd3_model.encode(x0) + 0.4 * torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(1))
-        plain = distill_loss(value, reward, x0, z_t, t, 1.0)
+        plain = distill_loss(value, reward, x0, z_t, t, PROMPTS, 1.0)
         text = reward.text_embeddings(captions)
-        scored = distill_loss(value, reward, x0, z_t, t, 1.0, score_weight=3.0, caption_text=text)
+        scored = distill_loss(value, reward, x0, z_t, t, PROMPTS, 1.0, score_weight=3.0, caption_text=text)
         embed = F.normalize(reward.tower.encode(reward.preprocess(x0)), dim=-1)
-        term = caption_score_loss(F.normalize(value.embed(z_t, t), dim=-1), embed, text)
+        term = caption_score_loss(F.normalize(value.embed(z_t, t, PROMPTS), dim=-1), embed, text)
     assert term > 0
     assert scored.item() == pytest.approx(plain.item() + 3.0 * term.item(), rel=1e-5)
 
@@ -126,3 +129,36 @@ def test_a_score_term_without_captions_is_a_clear_error(sd3_model, probe_images,
     cfg = DistillConfig(steps=1, batch=4, score_weight=1.0)
     with pytest.raises(ValueError, match="distill.score_weight=1.0"):
         distill(_value(sd3_model, reward, probe_images), reward, sd3_model.encode, _images, cfg, checkpoint_dir=tmp_path)
+
+
+def test_the_tweedie_teacher_reads_the_one_step_estimate_of_each_noised_latent(sd3_model, probe_images, tmp_path):
+    from value.baselines import TweedieValue
+
+    reward = tiny_clip_reward()
+    estimate = TweedieValue(sd3_model, reward).estimate
+    seen = []
+
+    def one_step(z_t, t, prompts):
+        seen.append((z_t, t, prompts))
+        return estimate(z_t, t, prompts)
+
+    cfg = DistillConfig(steps=1, batch=4, checkpoint_every=1, teacher="tweedie")
+    fresh = _value(sd3_model, reward, probe_images)
+    stats = distill(_value(sd3_model, reward, probe_images), reward, sd3_model.encode, _images, cfg,
+                    checkpoint_dir=tmp_path / "tweedie", one_step=one_step)
+    (z_t, t, prompts), = seen
+    assert prompts == PROMPTS and z_t.shape == (4, 4, 8, 8)
+    with torch.no_grad():
+        on_estimate = distill_loss(fresh, reward, estimate(z_t, t, prompts), z_t, t, prompts, cfg.token_weight)
+        on_clean = distill_loss(fresh, reward, _images(0).images, z_t, t, prompts, cfg.token_weight)
+    assert stats["loss_first"] == pytest.approx(on_estimate.item(), rel=1e-5)
+    assert abs(on_estimate.item() - on_clean.item()) > 1e-3 * on_clean.item()
+
+
+def test_a_tweedie_teacher_without_the_estimate_or_an_unknown_teacher_is_a_clear_error(sd3_model, probe_images, tmp_path):
+    reward = tiny_clip_reward()
+    with pytest.raises(ValueError, match="pass one_step"):
+        distill(_value(sd3_model, reward, probe_images), reward, sd3_model.encode, _images,
+                DistillConfig(steps=1, batch=4, teacher="tweedie"), checkpoint_dir=tmp_path)
+    with pytest.raises(ValueError, match="distill.teacher='mc'"):
+        DistillConfig(teacher="mc")

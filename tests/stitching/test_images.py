@@ -13,18 +13,30 @@ def test_folder_source_resizes_crops_and_cycles(tmp_path):
     for k, (w, h) in enumerate([(40, 20), (20, 40), (16, 16)]):
         Image.fromarray(np.full((h, w, 3), 60 * k, np.uint8)).save(tmp_path / f"{k}.png")
     source = image_source(ImageSourceConfig(kind="folder", path=str(tmp_path), size=8))
-    batch = source(0, 4)
+    batch = source(0, 4).images
     assert batch.shape == (4, 3, 8, 8) and 0 <= batch.min() and batch.max() <= 1
-    assert torch.equal(batch, source(0, 4))
-    levels = sorted({round(x.mean().item() * 255) for x in source(0, 3)})
+    assert torch.equal(batch, source(0, 4).images)
+    levels = sorted({round(x.mean().item() * 255) for x in source(0, 3).images})
     assert levels == [0, 60, 120]  # every file once per pass, whatever its aspect ratio
+    assert source(0, 3).prompts == ["", "", ""]  # files carry no caption: the null prompt
 
 
 def test_world_source_is_seeded_and_probe_steps_differ():
     source = image_source(ImageSourceConfig())
-    assert torch.equal(source(3, 2), source(3, 2))
-    assert not torch.equal(source(3, 2), source(-3, 2))
-    assert source(0, 5).shape == (5, 3, 32, 32)
+    assert torch.equal(source(3, 2).images, source(3, 2).images)
+    assert not torch.equal(source(3, 2).images, source(-3, 2).images)
+    assert source(0, 5).images.shape == (5, 3, 32, 32)
+
+
+def test_world_source_prompts_are_what_each_scene_shows():
+    from launch.config_schema import world_dir
+    from world.verifier import load_verifier
+
+    if not (world_dir() / "verifier").is_dir():
+        pytest.skip("the tiny world is not built")
+    batch = image_source(ImageSourceConfig())(0, 64)
+    correct = load_verifier(world_dir() / "verifier").correct(batch.images, batch.prompts)
+    assert correct.float().mean() > 0.9  # a caption paired with another scene would be satisfied far less
 
 
 def test_bad_sources_are_clear_errors(tmp_path):
@@ -45,13 +57,16 @@ def test_generator_source_samples_the_backbone_once_per_image_seeded(sd3_model, 
     cfg = ImageSourceConfig(kind="generator", path=str(tmp_path / "prompts.txt"), size=16, samples=5,
                             cfg_scales=[1.0, 3.0], num_steps=2, seed=1)
     source = image_source(cfg, sd3_model)
-    pool = source(0, 5)  # one pass is the whole pool, shuffled
-    assert pool.shape == (5, 3, 16, 16) and torch.equal(source(0, 5), pool)
+    batch = source(0, 5)  # one pass is the whole pool, shuffled
+    pool = batch.images
+    assert pool.shape == (5, 3, 16, 16) and torch.equal(source(0, 5).images, pool)
     # Sample 0: the first prompt, seed 1 * 5 + 0, no CFG (the first block of cfg_scales).
     z0 = sample(sd3_model, sd3_model.encode_prompt(["a red seven"]), times=sd3_model.schedule(2, 8, 8), seeds=[5],
                 latent_shape=(4, 8, 8), config=SamplerConfig(num_steps=2)).final
     expected = sd3_model.decode(z0)[0]
-    assert any(torch.allclose(img, expected, atol=1e-5) for img in pool)
+    matches = [k for k, img in enumerate(pool) if torch.allclose(img, expected, atol=1e-5)]
+    assert len(matches) == 1 and batch.prompts[matches[0]] == "a red seven"
+    assert sorted(batch.prompts) == ["a red seven"] * 3 + ["two blue threes"] * 2
     with pytest.raises(ValueError, match="samples the backbone"):
         image_source(cfg)
 

@@ -46,3 +46,20 @@ def test_the_tweedie_reference_at_t_0_is_the_vae_round_trip(sd3_model, clip_rewa
         assert not torch.allclose(noisy(images, captions), round_trip)
         again = tweedie_reader(clip_reward, sd3_model, 0.5, seed=0)  # seeded noise: the same z_t
         assert torch.equal(again(images, captions), noisy(images, captions))
+
+
+@pytest.mark.parametrize("prompted", [False, True])
+def test_the_stitched_reader_scores_each_caption_as_the_value_does(sd3_model, clip_reward, probe_images, prompted):
+    """Null-prompt features are read once per image batch; prompted ones again for each caption."""
+    from stitching.reports import stitched_reader
+    from tests.tiny_models import stitched_from_fit
+
+    value = stitched_from_fit(sd3_model, clip_reward, probe_images, max_j=1, prompted=prompted)
+    images = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    reader = stitched_reader(value, sd3_model, 0.4, seed=0)
+    with torch.no_grad():
+        z0 = sd3_model.encode(images)
+        z_t = 0.6 * z0 + 0.4 * torch.randn(z0.shape, generator=torch.Generator().manual_seed(0))
+        for captions in (["a red seven", "two blue threes", "a green one"], ["a one", "a two", "a three"]):
+            expected = value(z_t, torch.full((3,), 0.4), captions)
+            assert torch.allclose(reader(images, captions), expected, atol=1e-5)

@@ -9,7 +9,7 @@ from diffusion.sd3 import SD3FlowModel
 from diffusion.tiny import tiny_sd3_pipeline
 from stitching.search import backbone_taps, search_stitch_point
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
-from value.stitched import LatentFeatures, StitchedValue, StitchLayer, load_stitched, save_stitched
+from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, StitchLayer, load_stitched, save_stitched
 
 PROMPTS = ["a red seven", "two blue threes"]
 
@@ -33,7 +33,7 @@ def test_at_initialisation_the_stitch_is_the_linear_fit(sd3_model, latents, prob
         h = sd3_model.features(z, t, sd3_model.encode_prompt(["", ""]), upto=value.i)
         up = F.interpolate(h, size=reward.tower.grid, mode="bilinear", align_corners=False)
         expected = torch.einsum("ed,bdhw->bhwe", fit.weight, up).flatten(1, 2) + fit.bias
-        tokens = value.tokens(z, t)
+        tokens = value.tokens(z, t, PROMPTS)
         assert torch.allclose(tokens[:, 1:], expected, atol=1e-5)
         assert torch.allclose(tokens[:, 0], fit.prefix[0].expand(2, -1))
         scores = value(z, t, PROMPTS)
@@ -62,6 +62,32 @@ def test_export_import_round_trip(sd3_model, latents, probe, tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(z, t, PROMPTS), value(z, t, PROMPTS), atol=1e-6)
     assert (loaded.i, loaded.j) == (value.i, value.j)
+
+
+def test_prompted_features_read_each_latents_own_prompt(sd3_model, latents):
+    z, t = latents
+    with torch.no_grad():
+        prompted = BackboneFeatures(sd3_model, 2, prompted=True)
+        expected = sd3_model.features(z, t, sd3_model.encode_prompt(PROMPTS), upto=2)
+        assert torch.allclose(prompted(z, t, PROMPTS), expected, atol=1e-6)
+        assert torch.allclose(prompted(z, t, PROMPTS[::-1]), sd3_model.features(
+            z, t, sd3_model.encode_prompt(PROMPTS[::-1]), upto=2), atol=1e-6)  # from the cache, per prompt
+        null = BackboneFeatures(sd3_model, 2)(z, t, PROMPTS)
+        assert torch.allclose(null, sd3_model.features(z, t, sd3_model.encode_prompt(["", ""]), upto=2), atol=1e-6)
+        assert not torch.allclose(null, expected, atol=1e-3)
+
+
+def test_a_prompted_value_round_trips_prompted(sd3_model, latents, probe, tmp_path):
+    value = stitched_from_fit(sd3_model, tiny_clip_reward(), probe, max_j=2, prompted=True)
+    save_stitched(value, tmp_path / "value", {"backbone": "tiny-sd3", "reward": "tiny-clip"})
+    loaded = load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward())
+    z, t = latents
+    with torch.no_grad():
+        assert loaded.features.prompted
+        assert torch.allclose(loaded(z, t, PROMPTS), value(z, t, PROMPTS), atol=1e-6)
+        unprompted = load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward())
+        unprompted.features.prompted = False
+        assert not torch.allclose(unprompted(z, t, PROMPTS), value(z, t, PROMPTS), atol=1e-4)
 
 
 def test_loading_against_another_backbone_or_reward_is_a_clear_error(sd3_model, probe, tmp_path):
@@ -106,7 +132,7 @@ def test_a_reward_grid_twice_the_backbones_gets_a_sub_position_map_that_round_tr
     with torch.no_grad():
         h = sd3_model.features(z, t, sd3_model.encode_prompt(["", ""]), upto=value.i)
         shuffled = F.pixel_shuffle(value.stitch.proj(h), 2)  # (B, Cr, 8, 8): sub-position (a, b) of token (y, x)
-        assert torch.allclose(value.tokens(z, t)[:, 1:], shuffled.flatten(2).transpose(1, 2), atol=1e-6)
+        assert torch.allclose(value.tokens(z, t, PROMPTS)[:, 1:], shuffled.flatten(2).transpose(1, 2), atol=1e-6)
         value.stitch.mlp[-1].weight.normal_()
         save_stitched(value, tmp_path / "value", {"backbone": "tiny-sd3", "reward": "tiny-clip-p4"})
         loaded = load_stitched(tmp_path / "value", sd3_model, reward())
