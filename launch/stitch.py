@@ -2,6 +2,7 @@
 
     python launch/stitch.py                                    # the tiny world's generator x its CLIP, CPU
     python launch/stitch.py reward=tiny_pref                   # ... x its preference reward
+    python launch/stitch.py +experiment=stitch_tiny_prompted   # prompted, distilled on the one-step estimate
     python launch/stitch.py +experiment=stitch_sd35m_clip model.path=... reward.path=... images.path=...
 
 Writes <run_dir>/{config.yaml, search.{csv,json}, search_heatmap.png, metrics.jsonl, value/, fidelity.png,

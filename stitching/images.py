@@ -1,6 +1,6 @@
-"""Clean images for the stitcher (the stage-1 probe set and stage-2 training data): rendered tiny-world
-scenes by default, a folder of image files for the real models (HPDv2 / AVA in the paper), or samples
-of the backbone itself.
+"""Clean images for the stitcher (the stage-1 probe set and stage-2 training data), each with the prompt
+it shows: rendered tiny-world scenes by default, a folder of image files for the real models (HPDv2 /
+AVA in the paper; no prompts), or samples of the backbone itself.
 
 Why the backbone's own samples: a value is asked about latents on the base model's trajectories, and the
 student only learns E[r(x0) | z_t] where its training x0 come from that model. Measured on the tiny world

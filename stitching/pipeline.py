@@ -29,7 +29,8 @@ class StitchConfig:
     """max_i: backbone blocks searched (0: all); max_j: reward blocks searched (the paper's j <= 4).
     vae_stitch_steps: distillation steps of the VAE-stitch ablation (0 skips it). caption_file: the
     captions of distillation's score term (one per line; empty: see `stitching.images.score_captions`).
-    prompted: the backbone reads each latent's prompt, not the null prompt (`BackboneFeatures`)."""
+    prompted: the backbone reads each latent's prompt, not the null prompt (`BackboneFeatures`); the
+    stage-1 fit that initialises the stitch stays on null-prompt features."""
 
     max_i: int = 0
     max_j: int = 4
@@ -70,6 +71,12 @@ def spread_prompts(prompts: list[str], n: int, per_prompt: int) -> list[str]:
     distinct = -(-n // per_prompt)
     chosen = prompts[:: max(len(prompts) // distinct, 1)]
     return [chosen[(k // per_prompt) % len(chosen)] for k in range(n)]
+
+
+def reads_tiny_world(images: ImageSourceConfig) -> bool:
+    """Fidelity scores the tiny world's test scenes: meaningful when the value was trained in it, on its
+    rendered scenes or on the backbone's samples for its captions (no prompt file)."""
+    return images.kind == "tiny_world" or (images.kind == "generator" and not images.path)
 
 
 def probe_batches(source, cfg: StitchConfig):
@@ -196,7 +203,7 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
         save_stitched(estimators["vae_stitch"], run_dir / "value_vae_stitch", {**card, "resolution": [height, width]})
     value.eval()
     fid = None
-    if report.fidelity_scenes and images.kind == "tiny_world":
+    if report.fidelity_scenes and reads_tiny_world(images):
         fid = fidelity(value, reward, backbone, ts=report.ts, n=report.fidelity_scenes, seed=seed)
     cal = cal_null = None
     if report.calibration_latents:

@@ -81,3 +81,10 @@ def test_the_real_model_experiments_compose_into_their_schemas(job, experiment):
         assert (cfg.learner.lr, cfg.nft.kl_weight) == (3e-4, 1e-4)
     if job == "stitch":  # the paper's image-side loss: the tiny recipe's score term would need tiny captions
         assert (cfg.stitch.distill.lr, cfg.stitch.distill.score_weight) == (1e-5, 0.0)
+
+
+def test_the_prompted_tiny_stitch_preset_composes_onto_the_tiny_recipe():
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
+        cfg = OmegaConf.to_object(compose("stitch", overrides=["+experiment=stitch_tiny_prompted", "run_dir=/tmp/x"]))
+    assert cfg.stitch.prompted and cfg.stitch.distill.teacher == "tweedie" and cfg.images.kind == "generator"
+    assert cfg.reward.path.endswith("preference") and cfg.stitch.distill.steps == 800  # the tiny recipe's rest
