@@ -10,6 +10,7 @@ from one draw x0 per noised latent, whose spread at high t swamps what tells one
 the one-step estimate is a function of z_t itself. Measured on the tiny world (README, "The value
 stitcher"): with a prompt-read (4, 1) stitch it lifts the Spearman among one prompt's latents at t = .89
 / .73 / .52 from .09 / .32 / .48 to .22 / .55 / .65.
+
 t is logit-normal (centre-biased: both ends carry little signal). Losses (StitchVM App. D.1):
 CLIP-like rewards: squared L2 between the L2-normalised embeddings + token_weight x the per-token MSE
 of the last block's outputs; an aesthetic head: Smooth-L1 on tokens, normalised embeddings and scores.

@@ -1,10 +1,11 @@
 """StitchVM: a value model that reads noisy latents, V(z_t, t, prompts) = head(tail_j(s(backbone_i(z_t)))).
 
 The frozen diffusion backbone runs its first i blocks on z_t (timestep t, the fixed null prompt, as in
-the paper, or with `prompted` each sample's own prompt); the stitch s maps its token grid to the reward tower's (`LatentFeatures` puts the noisy latent itself in
-the backbone's place: the paper's VAE-stitch ablation); the reward tower's blocks j.. (a trainable copy)
-and the reward's own head (frozen: the text tower with its cached prompt embeddings, or the aesthetic
-MLP) give the score. Block indices are 1-based, as in the paper.
+the paper, or with `prompted` each sample's own prompt); the stitch s maps its token grid to the reward
+tower's (`LatentFeatures` puts the noisy latent itself in the backbone's place: the paper's VAE-stitch
+ablation); the reward tower's blocks j.. (a trainable copy) and the reward's own head (frozen: the text
+tower with its cached prompt embeddings, or the aesthetic MLP) give the score. Block indices are
+1-based, as in the paper.
 """
 
 import copy
@@ -134,7 +135,7 @@ class LatentFeatures(nn.Module):
 
 
 class StitchedValue(ValueModel):
-    """V(z_t, t, prompts) = head(tower_{>=j}(stitch(features(z_t, t)))). Trainable: `stitch` and `tower`
+    """V(z_t, t, prompts) = head(tower_{>=j}(stitch(features(z_t, t, prompts)))). Trainable: `stitch` and `tower`
     (a copy of the reward's image tower, of which blocks >= j run). Frozen: the feature source and the
     reward (its head and text tower, through which alone the prompt enters unless the features are
     prompted)."""
