@@ -26,14 +26,14 @@ class _FromBaseModel(ValueModel):
         # Not submodules: both are shared with the rest of the job and stay frozen.
         self.__dict__["model"] = model
         self.__dict__["reward"] = reward
-        self.cfg_scale, self.prompted = cfg_scale, prompted
+        # Unprompted, CFG would blend the null prompt's velocity with itself: one plain pass is the same.
+        self.cfg_scale, self.prompted = (cfg_scale if prompted else 1.0), prompted
 
     def _conditions(self, prompts: list[str]):
-        """The base model's conditioning and CFG's null branch (None without CFG). Unprompted, both are
-        the null prompt (CFG between it and itself is itself)."""
+        """The base model's conditioning (the null prompt when unprompted) and CFG's null branch (None
+        without CFG)."""
         if not self.prompted:
-            null = self.model.encode_prompt([""] * len(prompts))
-            return null, (null if self.cfg_scale != 1.0 else None)
+            return self.model.encode_prompt([""] * len(prompts)), None
         null = self.model.encode_prompt([""] * len(prompts)) if self.cfg_scale != 1.0 else None
         return self.model.encode_prompt(prompts), null
 
@@ -75,7 +75,7 @@ class MonteCarloValue(_FromBaseModel):
         if rollouts < 1:
             raise ValueError(f"rollouts={rollouts} must be at least 1")
         self.rollouts, self.seed = rollouts, seed
-        self.sampler = SamplerConfig(num_steps=num_steps, cfg_scale=cfg_scale, sde_noise=sde_noise)
+        self.sampler = SamplerConfig(num_steps=num_steps, cfg_scale=self.cfg_scale, sde_noise=sde_noise)
 
     @torch.no_grad()
     def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
