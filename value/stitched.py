@@ -171,32 +171,96 @@ class StitchedValue(ValueModel):
 WEIGHTS, CARD = "value.safetensors", "value.json"
 
 
-def fingerprint(modules: list[nn.Module]) -> str:
-    """sha256 over the names, shapes, dtypes and bytes of the modules' parameters and buffers."""
+# What a value is checked against when it is loaded. Weights are compared exactly (their bytes are what
+# was loaded from disk); what is computed (the prompt encodings that pass through the tokenizers and
+# text encoders, the reward's scores) is compared on a probe with a tolerance, since its last bits move
+# with the CPU's vector kernels and library builds: a value must load on any machine with the same files.
+PROBE_PROMPTS = ["", "two red sevens above a blue three"]
+PROBE_TOLERANCE = 1e-2  # relative: machines differ by ~1e-6 here, another text path or reward by O(1)
+
+
+def weights_fingerprint(modules: list[nn.Module]) -> str:
+    """sha256 over the names, shapes, dtypes and bytes of the modules' parameters. Buffers are left out:
+    those of these models are built at construction from the config (diffusers' sin-cos position table,
+    open_clip's causal mask), so their bits depend on the machine, not on the files."""
     digest = hashlib.sha256()
     for module in modules:
-        for name, tensor in list(module.named_parameters()) + list(module.named_buffers()):
+        for name, tensor in module.named_parameters():
             t = tensor.detach().cpu().contiguous()
             digest.update(f"{name}:{tuple(t.shape)}:{t.dtype}".encode())
             digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())  # 0-d tensors cannot view as bytes
     return digest.hexdigest()
 
 
-def backbone_fingerprint(backbone: FlowModel, i: int) -> str:
-    """What a stitch at block i reads: the backbone's input embeddings and its first i blocks, plus the
-    null prompt's encoding (the text encoders it passes through)."""
+def probe_summary(x: torch.Tensor) -> list[list[float]]:
+    """(B, ...) -> per row [norm, 8 seeded random projections] in float64: computed values, small enough
+    for a card, that any change anywhere in a row moves."""
+    flat = x.detach().cpu().double().reshape(x.shape[0], -1)
+    proj = torch.randn(flat.shape[1], 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    return torch.cat([flat.norm(dim=1, keepdim=True), flat @ proj / flat.shape[1] ** 0.5], 1).tolist()
+
+
+def probe_difference(recorded: list[list[float]], now: list[list[float]]) -> float:
+    """The largest difference between two probe summaries, relative to the recorded rows' largest norm
+    (inf when their shapes differ)."""
+    a, b = torch.tensor(recorded, dtype=torch.float64), torch.tensor(now, dtype=torch.float64)
+    if a.shape != b.shape:
+        return float("inf")
+    return ((a - b).abs().max() / a[:, 0].abs().max().clamp_min(1e-12)).item()
+
+
+def _public_config(module: nn.Module) -> dict:
+    """A diffusers model's config as plain JSON data, without its bookkeeping keys (`_class_name`, versions)."""
+    config = getattr(module, "config", {})
+    return json.loads(json.dumps({k: v for k, v in dict(config).items() if not k.startswith("_")}, default=str))
+
+
+def backbone_identity(backbone: FlowModel, i: int) -> dict:
+    """What a stitch at block i reads: the transformer's input embeddings and first i blocks and the text
+    encoders (weights, exactly), the transformer's config, and the probe prompts' encodings (a probe:
+    the tokenizers and text encoders as this machine's libraries run them)."""
     tr = backbone.transformer
     firsts = [m for name, m in tr.named_children() if name not in ("transformer_blocks", "single_transformer_blocks")]
     blocks = list(tr.transformer_blocks) + list(getattr(tr, "single_transformer_blocks", []))
-    null = backbone.encode_prompt([""])
-    digest = hashlib.sha256(fingerprint(firsts + blocks[:i]).encode())
-    for t in (null.prompt_embeds, null.pooled):
-        digest.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+    encoded = backbone.encode_prompt(PROBE_PROMPTS)
+    return {
+        "weights": weights_fingerprint(firsts + blocks[:i] + list(backbone.text_encoders)),
+        "config": _public_config(tr),
+        "probe": probe_summary(encoded.prompt_embeds) + probe_summary(encoded.pooled),
+    }
 
 
-def reward_fingerprint(reward: RewardModel) -> str:
-    return fingerprint([reward])
+@torch.no_grad()
+def reward_identity(reward: RewardModel) -> dict:
+    """The reward's weights (exactly) and its scores of two seeded images under the probe prompts (a probe)."""
+    images = torch.rand(len(PROBE_PROMPTS), 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    scores = reward(images.to(reward.device), PROBE_PROMPTS)
+    return {"weights": weights_fingerprint([reward]), "probe": probe_summary(scores.view(-1, 1))}
+
+
+def check_identity(recorded: dict | None, now: dict, *, what: str, folder: Path, name: str) -> float:
+    """Refuse a value whose recorded identity is not `now`'s (naming what differs and the fix); returns the
+    probe's relative difference, which is within PROBE_TOLERANCE."""
+    fix = f"load it with that {what}, or build a value for this one with launch/stitch.py"
+    head = f"the value in {str(folder)!r} was built for another {what} ({name})"
+    if recorded is None:
+        raise ValueError(f"the value in {str(folder)!r} has no {what} identity in its {CARD} (an older format); "
+                         "rebuild it with launch/stitch.py")
+    if recorded["weights"] != now["weights"]:
+        raise ValueError(f"{head}: its weights differ; {fix}")
+    changed = {k: (v, now["config"][k]) for k, v in recorded.get("config", {}).items()
+               if k in now.get("config", {}) and now["config"][k] != v}
+    if changed:
+        listed = ", ".join(f"{k}={old!r} there, {new!r} here" for k, (old, new) in changed.items())
+        raise ValueError(f"{head}: its config differs ({listed}); {fix}")
+    difference = probe_difference(recorded["probe"], now["probe"])
+    if not difference <= PROBE_TOLERANCE:
+        raise ValueError(
+            f"{head}: same weights, but its probe differs by {difference:.2e} (relative; tolerance {PROBE_TOLERANCE:g}), "
+            "so the tokenizers, text encoders or libraries compute something else than when it was built; "
+            f"use the {what}'s original tokenizer files, or rebuild the value with launch/stitch.py"
+        )
+    return difference
 
 
 def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
@@ -210,8 +274,8 @@ def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
         "reward_grid": list(value.stitch.grid),
         "upsample": value.stitch.upsample,
         "prompted": value.features.prompted,
-        "reward_fingerprint": reward_fingerprint(value.reward),
-        "backbone_fingerprint": backbone_fingerprint(value.features.backbone, value.i) if value.i else None,
+        "reward_identity": reward_identity(value.reward),
+        "backbone_identity": backbone_identity(value.features.backbone, value.i) if value.i else None,
     }
 
     def write(tmp: Path) -> None:
@@ -229,23 +293,21 @@ def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel) 
             f"no stitched value in {str(folder)!r} (need {CARD} and {WEIGHTS}); build one with python launch/stitch.py"
         )
     card = json.loads((folder / CARD).read_text())
-    if card["reward_fingerprint"] != reward_fingerprint(reward):
-        raise ValueError(
-            f"the value in {str(folder)!r} was built for another reward model ({card.get('reward', '?')}); "
-            "load it with that reward, or build a value for this one with launch/stitch.py"
-        )
+    differences = {"reward": check_identity(card.get("reward_identity"), reward_identity(reward), what="reward model",
+                                            folder=folder, name=card.get("reward", "?"))}
     i, j = card["i"], card["j"]
     if i == 0:
         features = LatentFeatures(backbone.latent_channels)
     else:
-        if i > backbone.num_blocks or card["backbone_fingerprint"] != backbone_fingerprint(backbone, i):
-            raise ValueError(
-                f"the value in {str(folder)!r} was built for another backbone ({card.get('backbone', '?')}); "
-                "load it with that backbone, or build a value for this one with launch/stitch.py"
-            )
+        if i > backbone.num_blocks:
+            raise ValueError(f"the value in {str(folder)!r} stitches after block {i}, but this backbone has "
+                             f"{backbone.num_blocks}; load it with the backbone it was built for ({card.get('backbone', '?')})")
+        differences["backbone"] = check_identity(card.get("backbone_identity"), backbone_identity(backbone, i),
+                                                 what="backbone", folder=folder, name=card.get("backbone", "?"))
         features = BackboneFeatures(backbone, i, prompted=card.get("prompted", False))
     stitch = StitchLayer(card["feature_dim"], reward.tower.width, tuple(card["reward_grid"]),
                          num_prefix=reward.tower.num_prefix_tokens, upsample=card.get("upsample", 1))
     value = StitchedValue(features, reward, j=j, stitch=stitch)
     value.load_state_dict(load_file(str(folder / WEIGHTS)))
+    value.probe_differences = differences  # how far this machine computes from the build's, within tolerance
     return value.eval()

@@ -1,10 +1,13 @@
 """The stitched value at initialisation is the stage-1 linear fit; export/import round-trips and refuses
 a different backbone or reward. Seeded tiny models throughout."""
 
+import json
+
 import pytest
 import torch
 import torch.nn.functional as F
 
+from diffusion.conditioning import Conditioning
 from diffusion.sd3 import SD3FlowModel
 from diffusion.tiny import tiny_sd3_pipeline
 from stitching.search import backbone_taps, search_stitch_point
@@ -99,6 +102,59 @@ def test_loading_against_another_backbone_or_reward_is_a_clear_error(sd3_model, 
         load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward(seed=7))
     with pytest.raises(FileNotFoundError, match="launch/stitch.py"):
         load_stitched(tmp_path / "nothing", sd3_model, tiny_clip_reward())
+
+
+def test_a_machine_that_computes_the_last_bits_differently_still_loads_the_value(sd3_model, probe, tmp_path, monkeypatch):
+    """Another CPU's kernels move computed floats (the prompt encodings, diffusers' sin-cos position
+    table) in their last bits; the same files must still load, and the difference is reported."""
+    save_stitched(_stitched(sd3_model, tiny_clip_reward(), probe), tmp_path / "value", {"backbone": "tiny-sd3"})
+    encode = sd3_model.encode_prompt
+
+    def drifted(prompts):
+        c = encode(prompts)
+        return Conditioning(c.prompt_embeds * (1 + 1e-6), c.pooled + 1e-6)
+
+    monkeypatch.setattr(sd3_model, "encode_prompt", drifted)
+    with torch.no_grad():
+        sd3_model.transformer.pos_embed.pos_embed.mul_(1 + 1e-6)
+    try:
+        loaded = load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward())
+    finally:
+        with torch.no_grad():
+            sd3_model.transformer.pos_embed.pos_embed.div_(1 + 1e-6)
+    assert 0 < loaded.probe_differences["backbone"] < 1e-4 and loaded.probe_differences["reward"] == 0
+
+
+def test_one_changed_weight_or_another_text_path_is_refused_naming_what_differs(sd3_model, probe, tmp_path, monkeypatch):
+    save_stitched(_stitched(sd3_model, tiny_clip_reward(), probe), tmp_path / "value", {"backbone": "tiny-sd3"})
+    block = sd3_model.transformer.transformer_blocks[0]
+    weight = next(block.parameters())
+    with torch.no_grad():
+        weight.view(-1)[0] += 1e-7  # one weight, by less than any probe would see
+    try:
+        with pytest.raises(ValueError, match="another backbone.*weights differ"):
+            load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward())
+    finally:
+        with torch.no_grad():
+            weight.view(-1)[0] -= 1e-7
+    encode = sd3_model.encode_prompt  # same weights, a tokenizer that reads every prompt as the null prompt
+    monkeypatch.setattr(sd3_model, "encode_prompt", lambda prompts: encode([""] * len(prompts)))
+    with pytest.raises(ValueError, match=r"same weights, but its probe differs by \d\.\d+e[-+]\d+"):
+        load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward())
+
+
+def test_a_changed_config_or_an_old_card_is_refused(sd3_model, probe, tmp_path):
+    save_stitched(_stitched(sd3_model, tiny_clip_reward(), probe), tmp_path / "value", {"backbone": "tiny-sd3"})
+    card_path = tmp_path / "value" / "value.json"
+    card = json.loads(card_path.read_text())
+    card["backbone_identity"]["config"]["qk_norm"] = "layer_norm"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="config differs \\(qk_norm='layer_norm' there"):
+        load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward())
+    del card["backbone_identity"]
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="no backbone identity.*rebuild it"):
+        load_stitched(tmp_path / "value", sd3_model, tiny_clip_reward())
 
 
 def test_vae_stitch_reads_the_latent_itself(sd3_model, latents):
