@@ -27,11 +27,14 @@ def run_training(job, config_name: str, run_dir: Path, overrides: list[str]) -> 
     return summary, rows
 
 
-def comparison_args(doc: str, name: str, horizon: str, steps: int) -> argparse.Namespace:
-    """--horizon (the value arm's), --steps, --out, and Hydra overrides for both arms after --."""
+def comparison_args(doc: str, name: str, horizon: str, steps: int, seeds: str | None = None) -> argparse.Namespace:
+    """--horizon (the value arm's), --steps, --out, and Hydra overrides for both arms after --; --seeds
+    where the benchmark repeats both arms per seed (`seeds` its default)."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--horizon", default=horizon, help="the value run's stop window (steps of the 10-step rollout)")
     parser.add_argument("--steps", type=int, default=steps)
+    if seeds is not None:
+        parser.add_argument("--seeds", default=seeds, help="comma-separated; each seed runs both arms")
     parser.add_argument("--out", default=f"runs/bench_{name}/{time.strftime('%Y%m%d-%H%M%S')}")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for both runs, after --")
     args = parser.parse_args()

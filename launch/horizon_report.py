@@ -29,9 +29,10 @@ def load_run(run_dir: Path) -> tuple[str, dict, list[dict]]:
     return str(horizon), json.loads((run_dir / "summary.json").read_text()), rows
 
 
-def time_to(rows: list[dict], target: float, clock: str = "wall_seconds") -> float | None:
-    """`clock` (a key of the rows) at the first evaluation whose verifier score reaches `target` (None: never)."""
-    hits = [r[clock] for r in rows if r.get("eval/prompt_acc", -1.0) >= target]
+def time_to(rows: list[dict], target: float, clock: str = "wall_seconds", metric: str = "eval/prompt_acc") -> float | None:
+    """`clock` (a key of the rows) at the first evaluation whose `metric` (the verifier score unless
+    told) reaches `target` (None: never)."""
+    hits = [r[clock] for r in rows if r.get(metric, float("-inf")) >= target]
     return hits[0] if hits else None
 
 

@@ -1,6 +1,7 @@
 """What the training entry points (launch/nft.py, launch/draft.py) share: resuming a run from its saved
 config, checking every input before Ray starts, connecting to Ray, and running a trainer to the end."""
 
+import json
 import os
 from pathlib import Path
 
@@ -8,10 +9,13 @@ import ray
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion.atomic_folder import latest_checkpoint
+from diffusion.model_config import ModelConfig
 from launch.prompt_file import read_prompt_file
 from launch.run_dir import start_run_dir
 from learner.job_config import JobConfig
 from learner.trainer import CHECKPOINTS, Trainer
+from value.reward_config import RewardConfig
+from value.stitched import CARD
 
 REPO = Path(__file__).resolve().parents[1]
 RESUME_MAY_CHANGE = ("resume", "train.steps")
@@ -33,11 +37,41 @@ def resumed_config(raw: DictConfig, overrides: list[str], schema: type[JobConfig
     return cfg
 
 
+def _same_path(a: str, b: str) -> bool:
+    return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+
+
+def check_value_card(key: str, folder: str, model: ModelConfig, reward: RewardConfig) -> None:
+    """Refuse a stitched value whose card names another backbone or reward than the job's: another family
+    or reward kind, or a weights path that exists on this machine and is not the job's. (A recorded path
+    absent here says nothing: the value may have been built elsewhere; the workers compare the weights.)"""
+    card_path = Path(folder).expanduser() / CARD
+    if not card_path.is_file():
+        raise FileNotFoundError(f"{key}={folder!r} holds no {CARD}; point it at the value/ folder python launch/stitch.py exports")
+    card = json.loads(card_path.read_text())
+    recorded = OmegaConf.to_container(OmegaConf.create({k: card.get(k) or {} for k in ("backbone", "reward")}), resolve=True)
+    for what, mine, setting, kinds in (("backbone", model, "model", ("family", "init")),
+                                       ("reward", reward, "the reward term's model", ("kind", "arch"))):
+        theirs = recorded[what]
+        differ = [f for f in kinds if f in theirs and theirs[f] != getattr(mine, f)]
+        path = theirs.get("path", "")
+        if path and mine.path and Path(path).expanduser().exists() and not _same_path(path, mine.path):
+            differ.append("path")
+        if differ:
+            listed = ", ".join(f"{f}={theirs[f]!r} (this job: {getattr(mine, f)!r})" for f in differ)
+            raise ValueError(f"{key}={folder!r} was built for another {what}: {listed}; point {key} at a value built for "
+                             f"this job's {setting} (python launch/stitch.py), or run the job with the {what} it was built for")
+
+
 def check_inputs(cfg: JobConfig) -> tuple[list[str], list[str], object]:
-    """Prompts, the verifier, and that every weights path exists: before any actor starts."""
+    """Prompts, the verifier, that every weights path exists, and that every stitched value was built for
+    the job's model and reward: before any actor starts."""
     for key, path in cfg.weight_paths().items():
         if not Path(path).expanduser().exists():
             raise FileNotFoundError(f"{key}={path!r} does not exist")
+    for key, folder in cfg.value_paths().items():
+        (term,) = cfg.rewards.values()
+        check_value_card(key, folder, cfg.model, term.model)
     from world.prompts import all_eval_prompts, training_prompts
 
     p = cfg.prompts

@@ -29,8 +29,5 @@ class DraftJobConfig(JobConfig):
         if self.draft.stop_window is not None and len(self.rewards) != 1:
             raise ValueError(f"draft.horizon={self.draft.horizon!r} maximises one stitched value: give one reward term, not {sorted(self.rewards)}")
 
-    def weight_paths(self) -> dict[str, str]:
-        paths = super().weight_paths()
-        if self.draft.stop_window is not None:
-            paths["draft.value_path"] = self.draft.value_path
-        return paths
+    def value_paths(self) -> dict[str, str]:
+        return {"draft.value_path": self.draft.value_path} if self.draft.stop_window is not None else {}

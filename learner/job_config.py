@@ -122,9 +122,13 @@ class JobConfig:
                 f"learner.num_learners x learner.micro_batch = {split}"
             )
 
+    def value_paths(self) -> dict[str, str]:
+        """{config key: folder} of the stitched values the job reads (with `model` and its one reward term)."""
+        return {}
+
     def weight_paths(self) -> dict[str, str]:
         """{config key: path} of every weights file or folder the job reads, checked before Ray starts."""
         paths = {f"rewards.{n}.model.path": t.model.path for n, t in self.rewards.items() if t.model.kind != "random_tiny_clip"}
         if self.model.init == "pretrained" and self.model.path.startswith(("/", ".", "~")):
             paths["model.path"] = self.model.path
-        return paths
+        return {**paths, **self.value_paths()}

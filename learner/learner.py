@@ -31,9 +31,10 @@ from learner.nft_loss import ema_update
 class LearnerConfig:
     """num_learners Ray actors forming one DeepSpeed group, each with num_cpus / num_gpus.
 
-    micro_batch: rows per forward/backward. train_timesteps (DiffusionNFT): of the rollout schedule's
-    times (t > 0), how many each row trains at per step, drawn without replacement (the official code:
-    9 of 10). old_decay_rate / old_decay_max (DiffusionNFT): the old policy's EMA decay
+    micro_batch: rows per forward/backward (DiffusionNFT: (row, time) pairs). timestep_fraction
+    (DiffusionNFT, the official semantics): each row trains at max(1, int(fraction * n)) of the n rollout
+    schedule times strictly above its stop (all t > 0 for a full rollout; 0.99 of 10: 9), drawn without
+    replacement, all in one optimizer step. old_decay_rate / old_decay_max (DiffusionNFT): the old policy's EMA decay
     min(rate * step, max). eval_ema_decay: the evaluation EMA, with the official warm-up
     min((1 + s) / (10 + s), decay).
     """
@@ -46,16 +47,20 @@ class LearnerConfig:
     lr: float = 3e-4
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
-    train_timesteps: int = 4
+    timestep_fraction: float = 0.99
     old_decay_rate: float = 0.001
     old_decay_max: float = 0.5
     eval_ema_decay: float = 0.9
 
     def __post_init__(self):
-        if self.num_learners < 1 or self.micro_batch < 1 or self.train_timesteps < 1:
+        if self.num_learners < 1 or self.micro_batch < 1:
             raise ValueError(
-                f"learner.num_learners={self.num_learners}, learner.micro_batch={self.micro_batch} and "
-                f"learner.train_timesteps={self.train_timesteps} must be at least 1"
+                f"learner.num_learners={self.num_learners} and learner.micro_batch={self.micro_batch} must be at least 1"
+            )
+        if not 0 < self.timestep_fraction <= 1:
+            raise ValueError(
+                f"learner.timestep_fraction={self.timestep_fraction} must lie in (0, 1]: the share of the sampler's times "
+                "above a row's stop it trains at (the official 0.99 trains 9 of 10)"
             )
         if self.zero_stage not in (0, 1, 2):
             raise ValueError(

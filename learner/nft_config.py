@@ -20,14 +20,7 @@ class NFTJobConfig(JobConfig):
         window = self.rollout.stop_window
         if window is not None and len(self.rewards) != 1:
             raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one value: give one reward term, not {sorted(self.rewards)}")
-        if window is not None and window[0] < self.learner.train_timesteps:
-            raise ValueError(
-                f"rollout.horizon={self.rollout.horizon!r}: a stop after step {window[0]} leaves {window[0]} training times above "
-                f"it, fewer than learner.train_timesteps={self.learner.train_timesteps}"
-            )
 
-    def weight_paths(self) -> dict[str, str]:
-        paths = super().weight_paths()
-        if self.rollout.stop_window is not None and self.rollout.value == "stitched":
-            paths["rollout.value_path"] = self.rollout.value_path
-        return paths
+    def value_paths(self) -> dict[str, str]:
+        stitched = self.rollout.stop_window is not None and self.rollout.value == "stitched"
+        return {"rollout.value_path": self.rollout.value_path} if stitched else {}

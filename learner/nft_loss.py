@@ -60,20 +60,21 @@ def nft_loss(
     r: torch.Tensor,
     cfg: NFTLossConfig,
     v_ref: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """v_theta, v_old, v_ref, target: (B, C, h, w); t, r: (B,). target is the regression's velocity at
     x_t (eps - x0 for x_t = (1 - t) x0 + t eps; the re-anchored target for partial rollouts).
 
     The x0-normalised form uses x0_hat(v) - x0_hat(target) = -t (v - target), which for the clean
     target is the official code's x0-space error. v_old (and v_ref) carry no gradient.
-    Returns (loss, {"policy_loss", "kl"}).
+    Returns per-sample losses (B,), whose mean is the official batch loss, and their terms
+    {"policy_loss", "kl"} (B,), detached.
     """
     b = cfg.nft_beta
     v_pos = (1 - b) * v_old + b * v_theta
     v_neg = (1 + b) * v_old - b * v_theta
     if cfg.form == "velocity":
         pos, neg = _per_sample((v_pos - target) ** 2), _per_sample((v_neg - target) ** 2)
-        policy = (r * pos + (1 - r) * neg).mean()
+        policy = r * pos + (1 - r) * neg
     else:
         tb = t.view(-1, *([1] * (target.dim() - 1)))
 
@@ -82,10 +83,10 @@ def nft_loss(
             scale = _per_sample(err.detach().double().abs()).clamp_min(1e-5).to(err.dtype)
             return _per_sample(err**2) / scale
 
-        policy = cfg.adv_clip * ((r * normalised(v_pos) + (1 - r) * normalised(v_neg)) / b).mean()
-    kl = _per_sample((v_theta - v_ref) ** 2).mean() if v_ref is not None else v_theta.new_zeros(())
+        policy = cfg.adv_clip * (r * normalised(v_pos) + (1 - r) * normalised(v_neg)) / b
+    kl = _per_sample((v_theta - v_ref) ** 2) if v_ref is not None else torch.zeros_like(policy)
     loss = policy + cfg.kl_weight * kl
-    return loss, {"policy_loss": policy.item(), "kl": kl.item()}
+    return loss, {"policy_loss": policy.detach(), "kl": kl.detach()}
 
 
 def old_policy_decay(step: int, rate: float = 0.001, max_decay: float = 0.5) -> float:

@@ -75,6 +75,22 @@ def real_costs() -> dict:
 
 
 @torch.no_grad()
+def sd35m_nft_costs(latent_hw: int = 64) -> dict:
+    """Forward FLOPs of one SD3.5-M transformer pass (default 512 px: a 64x64x16 latent), one VAE decode
+    and one CLIP ViT-L/14-336 image tower, for the NFT step-cost prediction."""
+    with torch.device("meta"):
+        transformer = SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER)
+        vae = AutoencoderKL(**SD35_VAE)
+        clip_l = open_clip.model.CLIP(**open_clip.get_model_config("ViT-L-14-336-quickgelu"))
+    return {
+        "backbone_forward_flops": transformer_flops(transformer, latent_hw, SD35_TEXT_TOKENS),
+        "num_blocks": SD35_MEDIUM_TRANSFORMER["num_layers"],
+        "vae_decode_flops": vae_decode_flops(vae, latent_hw),
+        "reward_tower_flops": image_tower_flops(clip_l),
+    }
+
+
+@torch.no_grad()
 def tiny_costs(transformer, vae, clip_model, *, latent_hw: int, text_tokens: int) -> dict:
     return _proportions(
         transformer_flops(transformer, latent_hw, text_tokens), vae_decode_flops(vae, latent_hw), image_tower_flops(clip_model)

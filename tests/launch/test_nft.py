@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # A few seconds a step: 8 rows, 4 sampler steps, 2 learners, 1 rollout worker, a 12-image evaluation.
 SMALL = [
     "train.prompts_per_step=4", "train.group_size=2", "train.checkpoint_every=2", "learner.micro_batch=2",
-    "learner.train_timesteps=2", "rollout.num_workers=1", "rollout.sampler.num_steps=4", "eval.every=0",
+    "rollout.num_workers=1", "rollout.sampler.num_steps=4", "eval.every=0",
     "eval.samples_per_prompt=2", "eval.sampler.num_steps=4", "prompts.eval_per_family=1", "logging.wandb=disabled",
 ]
 
@@ -45,12 +45,28 @@ def _run(*overrides):
         ("train.max_staleness=-1", "train.max_staleness=-1 must be >= 0"),
         ("learner.zero_stage=3", "Stage 3 partitions the parameters"),
         ("learner.micro_batch=24", "must divide by"),
+        ("learner.timestep_fraction=1.5", "learner.timestep_fraction=1.5 must lie in (0, 1]"),
+        ("rollout.horizon=0-3", "rollout.horizon='0-3': stops must lie in 1..9"),
     ],
 )
 def test_bad_input_fails_before_any_actor_starts(monkeypatch, tmp_path, override, message):
     monkeypatch.setattr(training_job, "connect", lambda cfg: pytest.fail("Ray was started for a bad config"))
     with pytest.raises(Exception, match=message.replace("(", r"\(").replace("[", r"\[")):
         _run(f"run_dir={tmp_path}", override)
+
+
+def test_a_value_built_for_another_reward_or_backbone_is_refused_before_any_actor_starts(monkeypatch, tmp_path):
+    monkeypatch.setattr(training_job, "connect", lambda cfg: pytest.fail("Ray was started for a bad config"))
+    # The committed value reads the preference reward; this job trains on the CLIP.
+    with pytest.raises(ValueError, match="rollout.value_path=.* was built for another reward: path=.*preference"):
+        _run(f"run_dir={tmp_path / 'a'}", "rollout.horizon=5-7", "rewards=tiny_clip")
+    value = tmp_path / "value"
+    shutil.copytree(ROOT / "artifacts" / "values" / "tiny_pref", value)
+    card = json.loads((value / "value.json").read_text())
+    card["backbone"]["family"] = "flux"
+    (value / "value.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="built for another backbone: family='flux' \\(this job: 'sd3'\\)"):
+        _run(f"run_dir={tmp_path / 'b'}", "rollout.horizon=5-7", f"rollout.value_path={value}")
 
 
 def test_an_unknown_reward_preset_is_refused_when_composing():

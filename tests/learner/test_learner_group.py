@@ -1,7 +1,10 @@
 """The learner group and the rollout workers as real Ray actors: DeepSpeed over gloo on CPU."""
 
+import dataclasses
+
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
@@ -25,7 +28,7 @@ ROLLOUT = RolloutConfig(num_workers=2, batch_size=8, sampler=SamplerConfig(num_s
 def _setup(num_learners: int) -> NFTSetup:
     return NFTSetup(
         model=MODEL, finetune=FinetuneConfig(), nft=NFTLossConfig(kl_weight=0.1),
-        learner=LearnerConfig(num_learners=num_learners, micro_batch=2, train_timesteps=2, lr=1e-3, zero_stage=2),
+        learner=LearnerConfig(num_learners=num_learners, micro_batch=2, timestep_fraction=0.99, lr=1e-3, zero_stage=2),
         rows_per_step=8, rollout_steps=4, height=16, width=16,
     )
 
@@ -43,12 +46,16 @@ def test_rows_shard_into_equal_contiguous_parts_whatever_holds_them():
         shard(list(range(5)), 2)
 
 
-def _one_step_on_one_and_two_learners(ray, learner, setup, *rows) -> list[tuple[dict, dict, dict]]:
-    """Per group size 1 and 2: (trained weights, evaluation EMA, stats) after one step on `rows`."""
+def _one_step_on_one_and_two_learners(ray, learner, setup, *rows, save_to=None) -> list[tuple[dict, dict, dict]]:
+    """Per group size 1 and 2: (trained weights, evaluation EMA, stats) after one step on `rows`; the
+    checkpoint under save_to/<n> if given."""
     results = []
     for n in (1, 2):
         group = LearnerGroup(learner, setup(n), timeout_s=120)
         stats = group.train_step(*rows, step=1)
+        if save_to is not None:
+            (save_to / str(n)).mkdir()
+            group.save(str(save_to / str(n)))
         results.append((group.policy_weights(), ray.get(group.eval_weights()), stats))
         for a in group.actors:
             ray.kill(a)
@@ -69,6 +76,22 @@ def test_two_zero2_learners_make_the_same_update_as_one_with_the_whole_batch(ray
     batch = _batch()
     _, r = optimality_probability(batch.rewards, batch.groups, 5.0)
     _assert_same_update(_one_step_on_one_and_two_learners(ray_local, NFTLearner, _setup, batch, r))
+
+
+def test_rows_stopped_at_different_times_still_make_one_update_shared_by_the_ranks(ray_local, tmp_path):
+    """Rows 0-3 stopped near the noise end train at 1 time, rows 4-7 (clean) at 3 of 4: rank 0 has 2
+    micro-batches and rank 1 6, so rank 0 pads with passes that add nothing (ZeRO-2 reduces in every
+    pass). The update equals one learner's with the whole batch, and it is one optimizer step."""
+    batch = _batch()
+    batch = dataclasses.replace(batch, times=torch.tensor([0.95] * 4 + [0.0] * 4))
+    _, r = optimality_probability(batch.rewards, batch.groups, 5.0)
+    results = _one_step_on_one_and_two_learners(ray_local, NFTLearner, _setup, batch, r, save_to=tmp_path)
+    _assert_same_update(results)
+    assert [stats["times_per_row"] for _, _, stats in results] == [2.0, 2.0]  # (4 x 1 + 4 x 3) / 8
+    for n in (1, 2):
+        for rank in range(n):
+            state = load_file(str(tmp_path / str(n) / f"optimizer_rank{rank}.safetensors"))
+            assert {k: v.item() for k, v in state.items() if k.endswith(".step")} == {"g0.p0.step": 1.0}
 
 
 def test_draft_two_zero2_learners_make_the_same_update_as_one_sampling_the_whole_step(ray_local):
