@@ -1,0 +1,52 @@
+"""Render a benchmark's JSON as a results page's tables (markdown on stdout), so the numbers in docs/results/
+are the ones the benchmark wrote, not copied by hand.
+
+    python benchmarks/results_page.py nft_speed runs/bench_nft_speed/<time>/nft_speed.json
+    python benchmarks/results_page.py horizons runs/nft_sweep/<time>/horizons.json
+"""
+
+import json
+import sys
+from pathlib import Path
+
+
+def fmt(v) -> str:
+    if v is None:
+        return "never"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows])
+
+
+def nft_speed(result: dict) -> str:
+    out = [table(["summary", "value"], [[k, v] for k, v in result.items() if not isinstance(v, (dict, list))])]
+    for seed, s in result["seeds"].items():
+        out.append(f"\n**Seed {seed}** (targets: verifier {fmt(s['target'])}, eval reward {fmt(s['target_reward'])}; "
+                   f"base {fmt(s['base_prompt_acc'])} / {fmt(s['base_reward'])})\n")
+        rows = []
+        for arm in ("full", "value"):
+            split = s[f"step_split_{arm}"]
+            rows.append([arm, s[f"final_prompt_acc_{arm}"], s[f"final_reward_{arm}"],
+                         s[f"train_seconds_to_target_{arm}"], s[f"train_seconds_to_target_reward_{arm}"],
+                         *(split[k] for k in ("rollout", "scoring", "learner", "sync", "other", "step")),
+                         s[f"row_times_per_step_{arm}"]])
+        out.append(table(["arm", "final verifier", "final reward", "s to verifier target", "s to reward target",
+                          "rollout s", "scoring s", "learner s", "sync s", "other s", "step s", "row-times / step"], rows))
+        out.append(f"\nspeed-up to target: verifier {fmt(s['speedup_time_to_target'])}, reward "
+                   f"{fmt(s['speedup_time_to_target_reward'])}; learner seconds ratio {fmt(s['learner_seconds_ratio'])}; "
+                   f"at equal learning {fmt(s['speedup_at_equal_learning'])}")
+    return "\n".join(out) + "\n"
+
+
+def horizons(rows: list[dict]) -> str:
+    return table(list(rows[0]), [list(r.values()) for r in rows]) + "\n"
+
+
+if __name__ == "__main__":
+    kinds = {"nft_speed": nft_speed, "horizons": horizons}
+    if len(sys.argv) != 3 or sys.argv[1] not in kinds:
+        sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
+    print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))
