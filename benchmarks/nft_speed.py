@@ -2,7 +2,7 @@
 reward: same seeds, prompts, step budget and learners, both arms in this one process, one after the
 other, for each seed.
 
-    python benchmarks/nft_speed.py                                   # the tiny world, seeds 0 and 1, CPU
+    python benchmarks/nft_speed.py                                   # the tiny world, 120 steps, seeds 0 and 1, CPU
     python benchmarks/nft_speed.py --seeds 0 --horizon 4-6 --steps 60 -- learner.lr=3e-4
 
 Per seed, the target is what the full arm ends its budget with (verifier score; eval reward), and
@@ -78,7 +78,7 @@ def worst(values: list[float | None]) -> float | None:
 
 
 def main() -> None:
-    args = comparison_args(__doc__, "nft_speed", "5-7", 140, seeds="0,1")
+    args = comparison_args(__doc__, "nft_speed", "5-7", 120, seeds="0,1")
     seeds = [int(s) for s in args.seeds.split(",")]
     per_seed = {}
     for seed in seeds:
