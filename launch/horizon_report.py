@@ -7,8 +7,8 @@ into one table and one plot.
 
 A run's folder is named by its overrides (Hydra's override_dirname), so a sweep over more than the
 horizon (`rollout.value=stitched,tweedie`) keeps one row per run. Per run: its folder, horizon, final
-and base verifier score and reward, wall seconds, seconds per training step, and the wall seconds at
-which its evaluation first reached the full-rollout run's final score.
+and base verifier score and reward, wall seconds, seconds per training step, the wall seconds at
+which its evaluation first reached the full-rollout run's final score, and every evaluation's score.
 """
 
 import json
@@ -59,6 +59,7 @@ def report(sweep: Path) -> list[dict]:
             "wall_seconds": summary["wall_seconds"],
             "seconds_per_step": sum(r.get("time/step", 0.0) for r in rows) / summary["steps"],
             "seconds_to_full_final": time_to(rows, target) if target is not None else None,
+            "verifier_at_evaluations": " ".join(f"{r['eval/prompt_acc']:.3f}" for r in rows if "eval/prompt_acc" in r),
         })
     lines = ["| " + " | ".join(table[0]) + " |", "|" + "---|" * len(table[0])]
     lines += ["| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |" for row in table]
