@@ -14,9 +14,9 @@ class NFTJobConfig(JobConfig):
     run_dir: str = "runs/nft"
 
     def __post_init__(self):
-        super().__post_init__()
-        if self.train.group_size < 2:
+        if self.train.group_size < 2:  # before the batch's divisibility, which a group of 1 can also break
             raise ValueError(f"train.group_size={self.train.group_size}: a DiffusionNFT group needs at least 2 images to compare")
+        super().__post_init__()
         window = self.rollout.stop_window
         if window is not None and len(self.rewards) != 1:
             raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one value: give one reward term, not {sorted(self.rewards)}")

@@ -100,9 +100,12 @@ def parse_horizon(horizon: str, key: str) -> tuple[int, int] | None:
         return None
     try:
         first, _, last = str(horizon).partition("-")
-        return int(first), int(last or first)
+        first, last = int(first), int(last or first)
     except ValueError:
         raise ValueError(f"{key}={horizon!r} is not 'full', a step 'k' or a window 'a-b'") from None
+    if first > last:
+        raise ValueError(f"{key}={horizon!r}: a window 'a-b' runs from its first stop to its last; write '{last}-{first}'")
+    return first, last
 
 
 @dataclass

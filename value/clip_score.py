@@ -65,6 +65,14 @@ class CLIPScore(RewardModel):
                 f"no CLIP tokenizer in {tokenizer_dir!r} ({err}); set reward.tokenizer_path to the directory "
                 "holding tokenizer.json or vocab.json + merges.txt"
             ) from err
+        # transformers 5 returns an almost empty tokenizer from a folder without tokenizer files instead of
+        # raising: every word reads as the unknown token, so prompts differ only in length and score alike.
+        probe = tokenizer(["a red seven", "two blue threes", "a photo of a dog"], add_special_tokens=False)["input_ids"]
+        if len({i for ids in probe for i in ids} - {tokenizer.unk_token_id}) < 3:
+            raise ValueError(
+                f"the CLIP tokenizer read from {tokenizer_dir!r} reads the words of distinct prompts as unknown (no vocab.json + "
+                "merges.txt or tokenizer.json there?); set reward.tokenizer_path to the directory that holds them"
+            )
         transform = ImageTransform(size=model.config.vision_config.image_size)
         tower = HFCLIPVisionTower(model.vision_model, model.visual_projection)
         return cls(tower, HFCLIPText(model, tokenizer), transform, scale=scale)

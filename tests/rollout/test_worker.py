@@ -136,6 +136,8 @@ def test_partial_horizons_need_a_value_and_stops_inside_the_schedule():
         RolloutConfig(horizon="5-10", value_path="/v")
     with pytest.raises(ValueError, match="is not 'full'"):
         RolloutConfig(horizon="late", value_path="/v")
+    with pytest.raises(ValueError, match="rollout.horizon='5-3': a window 'a-b' runs from its first stop to its last; write '3-5'"):
+        RolloutConfig(horizon="5-3", value_path="/v")
     with pytest.raises(ValueError, match="rollout.value='mc' is not one of"):
         RolloutConfig(horizon="2-3", value="mc", value_path="/v")
     assert RolloutConfig(horizon="2-3", value="tweedie").value_path == ""  # the ablation reads no export

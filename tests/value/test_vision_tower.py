@@ -50,3 +50,17 @@ def test_block_index_is_checked(hf_clip_dir, images):
         reward.tokens_at(reward.preprocess(images), 0)
     with pytest.raises(ValueError, match=f"block j={reward.tower.num_blocks + 1}"):
         reward.tail(torch.zeros(1, 17, 64), reward.tower.num_blocks + 1)
+
+
+def test_a_clip_folder_without_tokenizer_files_is_refused_naming_the_setting(hf_clip_dir, tmp_path):
+    """transformers 5 builds an almost empty tokenizer from such a folder instead of raising: every
+    prompt would read as the same ids and score the same."""
+    import shutil
+
+    bare = tmp_path / "model_only"
+    bare.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy(hf_clip_dir / name, bare / name)
+    with pytest.raises((ValueError, FileNotFoundError), match="reward.tokenizer_path"):
+        CLIPScore.from_transformers(str(bare))
+    assert CLIPScore.from_transformers(str(bare), tokenizer_path=str(hf_clip_dir)) is not None
