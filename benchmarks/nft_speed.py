@@ -27,6 +27,7 @@ from omegaconf import OmegaConf  # noqa: E402
 import launch.nft as nft  # noqa: E402
 from launch.horizon_report import time_to  # noqa: E402
 from nft_step_flops import predicted_step_ratio  # noqa: E402
+from world.cost import sd35m_nft_costs  # noqa: E402
 from training_runs import comparison_args, run_training  # noqa: E402
 
 PHASES = ("rollout", "scoring", "learner", "sync")
@@ -43,8 +44,8 @@ def step_split(rows: list[dict]) -> dict[str, float]:
 def arm(out: Path, horizon: str, steps: int, seed: int, extra: list[str]) -> dict:
     summary, rows = run_training(nft, "nft", out / f"seed{seed}" / horizon,
                                  [f"rollout.horizon={horizon}", f"train.steps={steps}", f"seed={seed}", *extra])
-    rows_per_step = OmegaConf.load(out / f"seed{seed}" / horizon / "config.yaml").train
-    rows_per_step = rows_per_step.prompts_per_step * rows_per_step.group_size
+    train_cfg = OmegaConf.load(out / f"seed{seed}" / horizon / "config.yaml").train
+    rows_per_step = train_cfg.prompts_per_step * train_cfg.group_size
     train = [r for r in rows if "times_per_row" in r]
     return {"summary": summary, "rows": rows, "split": step_split(rows),
             "row_times_per_step": float(np.mean([r["times_per_row"] for r in train])) * rows_per_step}
@@ -91,7 +92,7 @@ def main() -> None:
         "speedup_time_to_target_reward": worst([s["speedup_time_to_target_reward"] for s in per_seed.values()]),
         **{k: mean(k) for k in ("final_prompt_acc_value", "final_prompt_acc_full", "final_reward_value", "final_reward_full",
                                 "learner_seconds_ratio", "speedup_at_equal_learning")},
-        "predicted_step_ratio_sd35m": predicted_step_ratio(),
+        "predicted_step_ratio_sd35m": predicted_step_ratio(sd35m_nft_costs()),
         "horizon": args.horizon, "steps": args.steps, "seeds": per_seed, "overrides": args.overrides, "out": str(args.out),
     }
     (args.out / "nft_speed.json").write_text(json.dumps(result, indent=2))

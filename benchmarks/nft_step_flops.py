@@ -33,10 +33,10 @@ def step_flops(c: dict, *, num_steps: int, stop: int | None, fraction: float, va
     return stop * F + value + times_per_row(stop, fraction) * per_time
 
 
-def predicted_step_ratio(num_steps: int = 25, window: tuple[int, int] = (12, 17), fraction: float = 0.99,
-                         value_blocks: int = 4, lora: bool = True, latent_hw: int = 64) -> float:
-    """The value arm's mean step FLOPs (stops uniform over `window`) over the full arm's."""
-    c = sd35m_nft_costs(latent_hw)
+def predicted_step_ratio(c: dict, num_steps: int = 25, window: tuple[int, int] = (12, 17), fraction: float = 0.99,
+                         value_blocks: int = 4, lora: bool = True) -> float:
+    """The value arm's mean step FLOPs (stops uniform over `window`) over the full arm's; c: the costs
+    `sd35m_nft_costs` counts (512 px unless told)."""
     stops = range(window[0], window[1] + 1)
     value = sum(step_flops(c, num_steps=num_steps, stop=k, fraction=fraction, value_blocks=value_blocks, lora=lora)
                 for k in stops) / len(stops)
@@ -45,5 +45,5 @@ def predicted_step_ratio(num_steps: int = 25, window: tuple[int, int] = (12, 17)
 
 if __name__ == "__main__":
     c = sd35m_nft_costs()
-    print(json.dumps({**c, "predicted_step_ratio_lora": predicted_step_ratio(), "predicted_step_ratio_full_finetune":
-                      predicted_step_ratio(lora=False)}))
+    print(json.dumps({**c, "predicted_step_ratio_lora": predicted_step_ratio(c), "predicted_step_ratio_full_finetune":
+                      predicted_step_ratio(c, lora=False)}))

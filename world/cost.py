@@ -59,13 +59,18 @@ def _proportions(backbone: int, vae: int, reward: int) -> dict:
     }
 
 
+def _sd35m_on_meta() -> tuple[SD3Transformer2DModel, AutoencoderKL, torch.nn.Module]:
+    """SD3.5-M's transformer and VAE and CLIP ViT-L/14-336, built on the meta device (no weights)."""
+    with torch.device("meta"):
+        return (SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER), AutoencoderKL(**SD35_VAE),
+                open_clip.model.CLIP(**open_clip.get_model_config("ViT-L-14-336-quickgelu")))
+
+
 @torch.no_grad()
 def real_costs() -> dict:
     """SD3.5-M transformer and VAE decoder at 1024 px; CLIP ViT-L/14-336 and HPSv2's ViT-H-14 towers."""
+    transformer, vae, clip_l = _sd35m_on_meta()
     with torch.device("meta"):
-        transformer = SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER)
-        vae = AutoencoderKL(**SD35_VAE)
-        clip_l = open_clip.model.CLIP(**open_clip.get_model_config("ViT-L-14-336-quickgelu"))
         hps = open_clip.model.CLIP(**open_clip.get_model_config("ViT-H-14"))
     backbone = transformer_flops(transformer, 128, SD35_TEXT_TOKENS)
     decode = vae_decode_flops(vae, 128)
@@ -78,10 +83,7 @@ def real_costs() -> dict:
 def sd35m_nft_costs(latent_hw: int = 64) -> dict:
     """Forward FLOPs of one SD3.5-M transformer pass (default 512 px: a 64x64x16 latent), one VAE decode
     and one CLIP ViT-L/14-336 image tower, for the NFT step-cost prediction."""
-    with torch.device("meta"):
-        transformer = SD3Transformer2DModel(**SD35_MEDIUM_TRANSFORMER)
-        vae = AutoencoderKL(**SD35_VAE)
-        clip_l = open_clip.model.CLIP(**open_clip.get_model_config("ViT-L-14-336-quickgelu"))
+    transformer, vae, clip_l = _sd35m_on_meta()
     return {
         "backbone_forward_flops": transformer_flops(transformer, latent_hw, SD35_TEXT_TOKENS),
         "num_blocks": SD35_MEDIUM_TRANSFORMER["num_layers"],
