@@ -80,7 +80,7 @@ def main() -> None:
     backbone.eval().requires_grad_(False)
     reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / args.reward))).requires_grad_(False)
     if args.value:
-        stitched = load_stitched(args.value, backbone, reward)
+        stitched = load_stitched(args.value, backbone, reward, setting="--value")
     else:
         from stitching.pipeline import new_value
         from stitching.images import ImageSourceConfig, image_source

@@ -5,10 +5,12 @@ from dataclasses import dataclass
 from diffusion.device import resolve_dtype
 from diffusion.flow_model import FlowModel
 from diffusion.flux import FluxFlowModel
+from diffusion.model_dir import check_model_dir, looks_like_hub_id
 from diffusion.sd3 import SD3FlowModel
 from diffusion.tiny import tiny_flux_pipeline, tiny_sd3_pipeline
 
 FAMILIES = ("sd3", "flux")
+PIPELINES = {"sd3": "StableDiffusion3Pipeline", "flux": "FluxPipeline"}  # the diffusers class each family reads
 INITS = ("pretrained", "random_tiny")
 
 
@@ -54,3 +56,10 @@ def build_flow_model(cfg: ModelConfig) -> FlowModel:
             return FluxFlowModel(pipeline, guidance=cfg.guidance, max_sequence_length=cfg.max_sequence_length).to(dtype=dtype)
         case _:
             raise AssertionError(f"unreachable: {cfg.family}/{cfg.init} passed validation")
+
+
+def check_model_files(cfg: ModelConfig) -> None:
+    """What `build_flow_model` checks before reading a local folder (its layout, every weights file's header,
+    each config against its weights' shapes), without reading the weights: seconds for SD3.5 or FLUX."""
+    if cfg.init == "pretrained" and not looks_like_hub_id(cfg.path):
+        check_model_dir(cfg.path, pipeline_classes=(PIPELINES[cfg.family],), family=cfg.family)

@@ -43,7 +43,7 @@ def build_steerer(cfg: SteerJobConfig, device: torch.device) -> Steerer:
     reward = build_reward_model(cfg.reward).to(device).eval().requires_grad_(False)
     value = None
     if cfg.steer.needs_value and cfg.steer.value == "stitched":
-        value = load_stitched(cfg.value_path, model, reward).to(device).requires_grad_(False)
+        value = load_stitched(cfg.value_path, model, reward, setting="value_path").to(device).requires_grad_(False)
     elif cfg.steer.needs_value:
         value = TweedieValue(model, reward, cfg_scale=cfg.steer.sampler.cfg_scale)
     return Steerer(model, reward, value, cfg.steer, height=cfg.height, width=cfg.width)
@@ -86,7 +86,7 @@ def run(cfg: SteerJobConfig, run_dir: Path) -> dict:
     if cfg.verifier:
         from world.verifier import load_verifier
 
-        verifier = load_verifier(cfg.verifier)
+        verifier = load_verifier(cfg.verifier, setting="verifier")
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     steerer = build_steerer(cfg, device)

@@ -9,7 +9,8 @@ import ray
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion.atomic_folder import latest_checkpoint
-from diffusion.model_config import ModelConfig
+from diffusion.model_config import ModelConfig, check_model_files
+from diffusion.weights_file import check_weights_path
 from launch.prompt_file import read_prompt_file
 from launch.run_dir import start_run_dir
 from learner.job_config import JobConfig
@@ -64,11 +65,16 @@ def check_value_card(key: str, folder: str, model: ModelConfig, reward: RewardCo
 
 
 def check_inputs(cfg: JobConfig) -> tuple[list[str], list[str], object]:
-    """Prompts, the verifier, that every weights path exists, and that every stitched value was built for
-    the job's model and reward: before any actor starts."""
+    """Prompts, the verifier, every weights file the job reads (present, its header whole, a model folder's
+    configs against its weights' shapes), and that every stitched value was built for the job's model and
+    reward: before the run directory is written or any actor starts."""
     for key, path in cfg.weight_paths().items():
         if not Path(path).expanduser().exists():
             raise FileNotFoundError(f"{key}={path!r} does not exist")
+        if key == "model.path":
+            check_model_files(cfg.model)
+        else:
+            check_weights_path(path, what=key)
     for key, folder in cfg.value_paths().items():
         (term,) = cfg.rewards.values()
         check_value_card(key, folder, cfg.model, term.model)

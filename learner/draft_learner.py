@@ -44,7 +44,7 @@ class DraftLearner(Learner):
         if s.draft.stop_window is None:
             self.score = DecodedReward(model, reward)
         else:
-            self.score = load_frozen_value(s.model, s.draft.value_path, reward, device).eval().requires_grad_(False)
+            self.score = load_frozen_value(s.model, s.draft.value_path, reward, device, setting="draft.value_path").eval().requires_grad_(False)
         self.policy = Velocity(self.engine)
         self.reference = Velocity(lambda *args: self._velocity_with(self.ref, *args))
 

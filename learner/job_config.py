@@ -129,6 +129,7 @@ class JobConfig:
     def weight_paths(self) -> dict[str, str]:
         """{config key: path} of every weights file or folder the job reads, checked before Ray starts."""
         paths = {f"rewards.{n}.model.path": t.model.path for n, t in self.rewards.items() if t.model.kind != "random_tiny_clip"}
+        paths |= {f"rewards.{n}.model.head_path": t.model.head_path for n, t in self.rewards.items() if t.model.head_path}
         if self.model.init == "pretrained" and self.model.path.startswith(("/", ".", "~")):
             paths["model.path"] = self.model.path
         return {**paths, **self.value_paths()}

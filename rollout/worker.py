@@ -79,12 +79,12 @@ def _frozen_base_and_term(model: ModelConfig, reward: WeightedReward, device) ->
     return build_flow_model(model).to(device).eval().requires_grad_(False), term
 
 
-def load_frozen_value(model: ModelConfig, path: str, reward: WeightedReward, device) -> StitchedValue:
+def load_frozen_value(model: ModelConfig, path: str, reward: WeightedReward, device, *, setting: str) -> StitchedValue:
     """The stitched value at `path` on a frozen copy of the base generator `model`, with the one training
     reward it was built for; on `device`. Rollout workers score partial rollouts with it, DRaFT learners
-    maximise it."""
+    maximise it. setting: the config key that named `path`."""
     base, term = _frozen_base_and_term(model, reward, device)
-    return load_stitched(path, base, term).to(device)
+    return load_stitched(path, base, term, setting=setting).to(device)
 
 
 def frozen_tweedie_value(model: ModelConfig, reward: WeightedReward, device) -> TweedieValue:
@@ -139,7 +139,7 @@ class RolloutWorker:
         self.cfg = rollout
         self.value = None
         if rollout.stop_window is not None:
-            self.value = (load_frozen_value(model, rollout.value_path, self.reward, self.device) if rollout.value == "stitched"
+            self.value = (load_frozen_value(model, rollout.value_path, self.reward, self.device, setting="rollout.value_path") if rollout.value == "stitched"
                           else frozen_tweedie_value(model, self.reward, self.device))
         self.latent_shape = self.model.latent_shape(height, width)
         self.version = 0

@@ -14,7 +14,7 @@ from value.image_transform import ImageTransform
 from value.open_clip_checkpoint import load_open_clip
 from value.reward_model import RewardModel
 from value.vision_tower import OpenCLIPVisionTower, VisionTower
-from value.weights_file import check_keys, load_weights_file
+from diffusion.weights_file import check_keys, load_into, load_weights_file
 
 _LINEARS = (0, 2, 4, 6, 7)  # Sequential indices of the Linears; 1, 3, 5 are Dropout(0.2, 0.2, 0.1)
 _DROPOUT = {1: 0.2, 3: 0.2, 5: 0.1}
@@ -45,7 +45,8 @@ class AestheticHead(nn.Module):
                    fix="Expected the LAION improved-aesthetic-predictor layout (layers.0/2/4/6/7).")
         dims = tuple(state[f"layers.{i}.weight"].shape[1] for i in _LINEARS) + (state["layers.7.weight"].shape[0],)
         head = cls(dims)
-        head.load_state_dict({k: v.float() for k, v in state.items()})
+        load_into(head, {k: v.float() for k, v in state.items()}, what="reward.head_path", path=path,
+                  fix="Its Linears do not chain; expected the LAION improved-aesthetic-predictor's head")
         return head.eval().requires_grad_(False)
 
 

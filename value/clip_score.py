@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import CLIPModel, CLIPTokenizer
 
+from diffusion.model_dir import check_config_matches_weights
+from diffusion.weights_file import check_finite
 from value.image_transform import ImageTransform
 from value.open_clip_checkpoint import load_open_clip
 from value.reward_model import RewardModel
@@ -82,16 +84,18 @@ def load_hf_clip(path: str) -> CLIPModel:
     """`CLIPModel.from_pretrained` from a local directory, failing (not warning) on missing weights."""
     root = Path(path).expanduser()
     if not (root / "config.json").is_file():
-        raise FileNotFoundError(f"reward.path={path!r} has no config.json; expected a transformers CLIPModel directory")
+        raise FileNotFoundError(f"reward.path: {path!r} has no config.json; expected a transformers CLIPModel directory")
+    check_config_matches_weights(root, library="transformers", class_name="CLIPModel", what="reward.path")
     try:
         model, info = CLIPModel.from_pretrained(str(root), local_files_only=True, output_loading_info=True)
     except (OSError, ValueError) as err:
-        raise ValueError(f"reward.path={path!r} is not a loadable CLIPModel directory: {err}") from err
+        raise ValueError(f"reward.path: {path!r} is not a loadable CLIPModel directory: {err}") from err
     missing, unexpected = info.get("missing_keys", []), info.get("unexpected_keys", [])
     mismatched = info.get("mismatched_keys", [])
     if missing or unexpected or mismatched:
         raise ValueError(
-            f"reward.path={path!r} does not match its config.json: missing {sorted(missing)[:5]}, "
+            f"reward.path: {path!r} does not match its config.json: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}, mismatched shapes {list(mismatched)[:3]}"
         )
+    check_finite(model, what="reward.path", path=path)
     return model.eval().requires_grad_(False)

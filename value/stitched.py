@@ -15,12 +15,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from diffusion.atomic_folder import write_folder_atomically
 from diffusion.conditioning import Conditioning
 from diffusion.flow_model import FlowModel
+from diffusion.weights_file import load_into, load_weights_file
 from value.reward_model import RewardModel
 from value.value_model import ValueModel
 
@@ -285,12 +286,13 @@ def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
     write_folder_atomically(folder, write)
 
 
-def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel) -> StitchedValue:
-    """The value saved by `save_stitched`, checked against the backbone and reward it is loaded with."""
+def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel, *, setting: str = "value_path") -> StitchedValue:
+    """The value saved by `save_stitched`, checked against the backbone and reward it is loaded with.
+    setting: the config key that named `folder`, for the errors."""
     folder = Path(folder)
     if not (folder / CARD).is_file() or not (folder / WEIGHTS).is_file():
         raise FileNotFoundError(
-            f"no stitched value in {str(folder)!r} (need {CARD} and {WEIGHTS}); build one with python launch/stitch.py"
+            f"{setting}: no stitched value in {str(folder)!r} (need {CARD} and {WEIGHTS}); build one with python launch/stitch.py"
         )
     card = json.loads((folder / CARD).read_text())
     differences = {"reward": check_identity(card.get("reward_identity"), reward_identity(reward), what="reward model",
@@ -308,6 +310,7 @@ def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel) 
     stitch = StitchLayer(card["feature_dim"], reward.tower.width, tuple(card["reward_grid"]),
                          num_prefix=reward.tower.num_prefix_tokens, upsample=card.get("upsample", 1))
     value = StitchedValue(features, reward, j=j, stitch=stitch)
-    value.load_state_dict(load_file(str(folder / WEIGHTS)))
+    load_into(value, load_weights_file(folder / WEIGHTS, what=setting), what=setting, path=folder / WEIGHTS,
+              fix="rebuild the value with python launch/stitch.py for this backbone and reward")
     value.probe_differences = differences  # how far this machine computes from the build's, within tolerance
     return value.eval()

@@ -132,15 +132,17 @@ def save_classifier(classifier: CellClassifier, folder) -> None:
     save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, f"{folder}/verifier.safetensors")
 
 
-def load_verifier(folder) -> Verifier:
-    """The verifier saved by `save_classifier` (read through safetensors, never unpickled)."""
+def load_verifier(folder, *, setting: str = "eval.verifier") -> Verifier:
+    """The verifier saved by `save_classifier` (read through safetensors, never unpickled). setting: the
+    config key that named `folder`, for the errors."""
     from pathlib import Path
 
-    from safetensors.torch import load_file
+    from diffusion.weights_file import load_into, load_weights_file
 
     path = Path(folder) / "verifier.safetensors"
     if not path.is_file():
-        raise FileNotFoundError(f"no verifier at {str(path)!r}; build the tiny world first: python launch/world.py")
+        raise FileNotFoundError(f"{setting}: no verifier at {str(path)!r}; build the tiny world first: python launch/world.py")
     classifier = CellClassifier()
-    classifier.load_state_dict(load_file(str(path)))
+    load_into(classifier, load_weights_file(path, what=setting), what=setting, path=path,
+              fix="rebuild the tiny world: python launch/world.py")
     return Verifier(classifier)

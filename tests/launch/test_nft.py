@@ -41,6 +41,7 @@ def _run(*overrides):
     [
         ("rewards.pref.model.kind=imagereward", "reward.kind='imagereward' is not one of"),
         ("rewards.pref.model.path=/nowhere/pref", "rewards.pref.model.path='/nowhere/pref' does not exist"),
+        ("model.path=/nowhere/generator", "model.path='/nowhere/generator' does not exist"),
         ("prompts.train_file=/nowhere/prompts.txt", "prompt_file='/nowhere/prompts.txt' does not exist"),
         ("train.max_staleness=-1", "train.max_staleness=-1 must be >= 0"),
         ("learner.zero_stage=3", "Stage 3 partitions the parameters"),
@@ -68,6 +69,23 @@ def test_a_value_built_for_another_reward_or_backbone_is_refused_before_any_acto
     (value / "value.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="built for another backbone: family='flux' \\(this job: 'sd3'\\)"):
         _run(f"run_dir={tmp_path / 'b'}", "rollout.horizon=5-7", f"rollout.value_path={value}")
+
+
+def test_a_damaged_weights_file_fails_before_the_run_directory_or_ray(monkeypatch, tmp_path):
+    monkeypatch.setattr(training_job, "connect", lambda cfg: pytest.fail("Ray was started for a damaged file"))
+    reward = tmp_path / "preference"
+    shutil.copytree(ROOT / "artifacts" / "world" / "preference", reward)
+    weights = reward / "open_clip_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="rewards.pref.model.path: .*open_clip_model.safetensors.*truncated"):
+        _run(f"run_dir={tmp_path / 'a'}", f"rewards.pref.model.path={reward}")
+    model = tmp_path / "generator"
+    shutil.copytree(ROOT / "artifacts" / "world" / "generator", model)
+    config = json.loads((model / "transformer" / "config.json").read_text())
+    (model / "transformer" / "config.json").write_text(json.dumps({**config, "pooled_projection_dim": 96}))
+    with pytest.raises(ValueError, match="model.path: .*transformer.*config.json does not match the weights"):
+        _run(f"run_dir={tmp_path / 'b'}", f"model.path={model}")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_an_unknown_reward_preset_is_refused_when_composing():

@@ -50,9 +50,12 @@ def test_a_pickle_with_objects_is_refused(tiny_arch, clip_model, tmp_path):
     clip_path = tmp_path / "clip.safetensors"
     save_file({k: v.contiguous() for k, v in clip_model.state_dict().items()}, str(clip_path))
     head_path = tmp_path / "head.pth"
+    torch.save({"layers.0.weight": Payload()}, head_path)
+    with pytest.raises(ValueError, match="do not read as weights.*Unpickling"):
+        build_reward_model(RewardConfig(kind="aesthetic", arch=tiny_arch, path=str(clip_path), head_path=str(head_path)))
     with open(head_path, "wb") as f:
         pickle.dump({"layers.0.weight": Payload()}, f)
-    with pytest.raises(ValueError, match="could not be read as weights"):
+    with pytest.raises(ValueError, match="not a zip-format torch.save archive"):
         build_reward_model(RewardConfig(kind="aesthetic", arch=tiny_arch, path=str(clip_path), head_path=str(head_path)))
 
 
