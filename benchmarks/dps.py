@@ -138,7 +138,7 @@ def main() -> None:
     parser.add_argument("--tweedie-scales", default="6.4,12.8,25.6,51.2,102.4,204.8,409.6")
     parser.add_argument("--repeats", type=int, default=3, help="timing passes of each best setting")
     parser.add_argument("--peak-memory-of", default="", help=argparse.SUPPRESS)
-    parser.add_argument("overrides", nargs="*", help="configs/steer.yaml overrides, e.g. value_path=...")
+    parser.add_argument("overrides", nargs="*", help="configs/steer.yaml overrides, e.g. steer.value.path=...")
     args = parser.parse_args()
     if args.peak_memory_of:
         return _peak_memory_child(args.peak_memory_of)
@@ -153,7 +153,7 @@ def main() -> None:
     best = {}
     for method, (value, scales) in sweeps.items():
         for scale in [float(s) for s in scales.split(",")]:
-            overrides = [*args.overrides, "steer.method=dps", f"steer.value={value}", f"steer.guidance.scale={scale}"]
+            overrides = [*args.overrides, "steer.method=dps", f"steer.value.kind={value}", f"steer.guidance.scale={scale}"]
             rows[f"{method}@{scale:g}"] = row = evaluate(overrides, prompts, seeds, verifier)
             print(json.dumps({f"{method}@{scale:g}": row}), flush=True)
             if method not in best or row["reward"] > rows[best[method][0]]["reward"]:

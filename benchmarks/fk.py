@@ -76,10 +76,10 @@ def main() -> None:
     settings = []
     for n in [int(x) for x in args.fk_particles.split(",")]:
         settings.append(("best_of_n", n, 1, ["steer.method=best_of_n", f"steer.fk.particles={n}"]))
-        settings.append(("fk", n, 1, ["steer.method=fk", "steer.value=tweedie", f"steer.fk.particles={n}", "steer.fk.proposals=1"]))
+        settings.append(("fk", n, 1, ["steer.method=fk", "steer.value.kind=tweedie", f"steer.fk.particles={n}", "steer.fk.proposals=1"]))
     for n in [int(x) for x in args.value_particles.split(",")]:
         for m in [int(x) for x in args.proposals.split(",")]:
-            settings.append(("fk_value", n, m, ["steer.method=fk", "steer.value=stitched", f"steer.fk.particles={n}",
+            settings.append(("fk_value", n, m, ["steer.method=fk", "steer.value.kind=stitched", f"steer.fk.particles={n}",
                                                 f"steer.fk.proposals={m}"]))
     rows = []
     for method, n, m, overrides in settings:

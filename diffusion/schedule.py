@@ -43,3 +43,28 @@ def flow_schedule(
     t = torch.linspace(train[-1].item(), train[0].item(), num_steps, dtype=torch.float64)
     t = exponential_time_shift(t, mu) if mu is not None else shift_time(t, shift)
     return torch.cat([t, torch.zeros(1, dtype=t.dtype)]).to(torch.float32)
+
+
+def stop_window(horizon: str, num_steps: int, *, key: str) -> tuple[int, int] | None:
+    """A rollout horizon -> (first, last) stop step, or None for "full" (sample to t = 0).
+
+    horizon: "full" | "k" (stop after step k) | "a-b" (a stop drawn from steps a..b); stops lie in
+    1..num_steps - 1. key: the setting that holds it (e.g. "rollout.horizon"), named in errors along with
+    its sampler's `<section>.sampler.num_steps`.
+    """
+    if horizon == "full":
+        return None
+    try:
+        first, _, last = str(horizon).partition("-")
+        first, last = int(first), int(last or first)
+    except ValueError:
+        raise ValueError(f"{key}={horizon!r} is not 'full', a step 'k' or a window 'a-b'") from None
+    if first > last:
+        raise ValueError(f"{key}={horizon!r}: a window 'a-b' runs from its first stop to its last; write '{last}-{first}'")
+    if not 1 <= first <= last < num_steps:
+        section = key.rpartition(".")[0]
+        raise ValueError(
+            f"{key}={horizon!r}: stops must lie in 1..{num_steps - 1} ({section}.sampler.num_steps={num_steps}); "
+            "'full' samples to the end"
+        )
+    return first, last

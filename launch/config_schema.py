@@ -101,26 +101,17 @@ class StitchJobConfig:
 class SteerJobConfig(PromptJobConfig):
     """launch/steer.py: steer sampling toward `reward` with a value model, score, write a run dir.
 
-    value_path: the stitched value (python launch/stitch.py) for `model` x `reward`; needed when
-    steer.value is "stitched" and the method uses a value. verifier: the tiny world's verifier folder
+    steer.value: the value the method guides or weighs with (a stitched one must be built for `model` x
+    `reward`: python launch/stitch.py). verifier: the tiny world's verifier folder
     ("" skips the GenEval-like score). batch_size: prompts per pass (FK multiplies them by N particles).
     """
 
     model: ModelConfig = MISSING
     reward: RewardConfig = MISSING
     steer: SteerConfig = field(default_factory=SteerConfig)
-    value_path: str = ""
     verifier: str = ""
     batch_size: int = 16
     run_dir: str = "runs/steer"
-
-    def __post_init__(self):
-        super().__post_init__()
-        if self.steer.needs_value and self.steer.value == "stitched" and not self.value_path:
-            raise ValueError(
-                f"steer.method={self.steer.method!r} with steer.value=stitched needs value_path: the value/ folder "
-                "python launch/stitch.py exports (or steer.value=tweedie)"
-            )
 
 
 def register_schemas() -> None:

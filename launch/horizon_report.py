@@ -6,7 +6,7 @@ into one table and one plot.
     python launch/horizon_report.py runs/nft_sweep/<time>     # -> horizons.md, horizons.json, horizons.png there
 
 A run's folder is named by its overrides (Hydra's override_dirname), so a sweep over more than the
-horizon (`rollout.value=stitched,tweedie`) keeps one row per run. Per run: its folder, horizon, final
+horizon (`rollout.value.kind=stitched,tweedie`) keeps one row per run. Per run: its folder, horizon, final
 and base verifier score and reward, wall seconds, seconds per training step, the wall seconds at
 which its evaluation first reached the full-rollout run's final score, and every evaluation's score.
 """
@@ -37,7 +37,7 @@ def time_to(rows: list[dict], target: float, clock: str = "wall_seconds", metric
 
 
 def report(sweep: Path) -> list[dict]:
-    # A path among the overrides (rollout.value_path=/x/y) nests the run's folder: search every depth.
+    # A path among the overrides (rollout.value.path=/x/y) nests the run's folder: search every depth.
     runs = {f.parent.relative_to(sweep).as_posix(): load_run(f.parent) for f in sorted(sweep.rglob("summary.json"))}
     if not runs:
         raise FileNotFoundError(f"no finished runs (a summary.json) under {sweep}")

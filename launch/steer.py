@@ -3,10 +3,10 @@ steering, the value StitchVM (stitched) or Tweedie; see rollout/steering.py.
 
     python launch/steer.py                                               # value-DPS on the tiny world, CPU
     python launch/steer.py steer.method=fk steer.fk.particles=4 steer.fk.proposals=2
-    python launch/steer.py steer.method=dps steer.value=tweedie steer.guidance.scale=0.4
+    python launch/steer.py steer.method=dps steer.value.kind=tweedie steer.guidance.scale=0.4
     python launch/steer.py -m steer.method=plain,best_of_n,dps,fk         # one run directory per method
     python launch/steer.py model=sd35_medium model.path=/data/sd3.5-medium reward=hpsv2 \
-        reward.path=/data/HPS_v2.1_compressed.pt value_path=/data/stitchvm-hpsv2 height=1024 width=1024
+        reward.path=/data/HPS_v2.1_compressed.pt steer.value.path=/data/stitchvm-hpsv2 height=1024 width=1024
 
 Writes <run_dir>/{config.yaml, samples.png (a row per prompt), samples.jsonl, summary.json}; the last
 line printed is the summary (reward, verifier score, seconds per sample, peak memory) as one JSON object.
@@ -30,9 +30,8 @@ from launch.peak_memory import PeakMemory  # noqa: E402
 from launch.run_dir import start_run_dir  # noqa: E402
 from rollout.generation import expand_prompts  # noqa: E402
 from rollout.steering import Steerer, SteeredSamples  # noqa: E402
-from value.baselines import TweedieValue  # noqa: E402
 from value.reward_config import build_reward_model  # noqa: E402
-from value.stitched import load_stitched  # noqa: E402
+from value.value_config import build_value  # noqa: E402
 
 register_schemas()
 
@@ -41,11 +40,7 @@ def build_steerer(cfg: SteerJobConfig, device: torch.device) -> Steerer:
     """The frozen generator and reward, and the value the method needs (None for plain and best-of-N)."""
     model = build_flow_model(cfg.model).to(device).eval().requires_grad_(False)
     reward = build_reward_model(cfg.reward).to(device).eval().requires_grad_(False)
-    value = None
-    if cfg.steer.needs_value and cfg.steer.value == "stitched":
-        value = load_stitched(cfg.value_path, model, reward, setting="value_path").to(device).requires_grad_(False)
-    elif cfg.steer.needs_value:
-        value = TweedieValue(model, reward, cfg_scale=cfg.steer.sampler.cfg_scale)
+    value = build_value(cfg.steer.value, model, reward, key="steer.value").requires_grad_(False) if cfg.steer.needs_value else None
     return Steerer(model, reward, value, cfg.steer, height=cfg.height, width=cfg.width)
 
 
@@ -68,7 +63,7 @@ def summarise(cfg: SteerJobConfig, out: SteeredSamples, peak: PeakMemory, verifi
     n = len(out.prompts)
     return {
         "method": cfg.steer.method,
-        "value": cfg.steer.value if cfg.steer.needs_value else "",
+        "value": cfg.steer.value.kind if cfg.steer.needs_value else "",
         "num_samples": n,
         "reward_mean": out.rewards.mean().item(),
         **verifier_report,

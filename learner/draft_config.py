@@ -27,7 +27,8 @@ class DraftJobConfig(JobConfig):
                 "weights, so nothing is sampled ahead; leave it at 0"
             )
         if self.draft.stop_window is not None and len(self.rewards) != 1:
-            raise ValueError(f"draft.horizon={self.draft.horizon!r} maximises one stitched value: give one reward term, not {sorted(self.rewards)}")
+            raise ValueError(f"draft.horizon={self.draft.horizon!r} maximises one value: give one reward term, not {sorted(self.rewards)}")
 
     def value_paths(self) -> dict[str, str]:
-        return {"draft.value_path": self.draft.value_path} if self.draft.stop_window is not None else {}
+        stitched = self.draft.stop_window is not None and self.draft.value.kind == "stitched"
+        return {"draft.value.path": self.draft.value.path} if stitched else {}

@@ -20,7 +20,7 @@ import torch
 from diffusion.flow_model import FlowModel
 from learner.draft_objective import DecodedReward, DraftConfig, draft_loss
 from learner.learner import Learner, LearnerSetup, Velocity
-from rollout.worker import load_frozen_value
+from value.value_config import build_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
 
 
@@ -34,7 +34,7 @@ class DraftSetup(LearnerSetup):
 
 class DraftLearner(Learner):
     def prepare(self, model: FlowModel) -> None:
-        s, device = self.setup_cfg, self.setup_cfg.device
+        s, device = self.setup_cfg, self.device
         self.latent_shape = model.latent_shape(s.height, s.width)
         _, h, w = self.latent_shape
         self.times = model.schedule(s.draft.sampler.num_steps, h, w)
@@ -44,7 +44,7 @@ class DraftLearner(Learner):
         if s.draft.stop_window is None:
             self.score = DecodedReward(model, reward)
         else:
-            self.score = load_frozen_value(s.model, s.draft.value_path, reward, device, setting="draft.value_path").eval().requires_grad_(False)
+            self.score = build_frozen_value(s.draft.value, s.model, reward, key="draft.value").eval().requires_grad_(False)
         self.policy = Velocity(self.engine)
         self.reference = Velocity(lambda *args: self._velocity_with(self.ref, *args))
 

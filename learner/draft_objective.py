@@ -17,7 +17,8 @@ import torch
 
 from diffusion.conditioning import Conditioning
 from diffusion.sampling import SamplerConfig, guided_velocity, per_sample_normal, sampler_step
-from rollout.worker import parse_horizon
+from diffusion.schedule import stop_window
+from value.value_config import ValueConfig
 
 Score = Callable[[torch.Tensor, torch.Tensor, list[str]], torch.Tensor]  # (z (B, C, h, w), t (B,), prompts) -> (B,)
 
@@ -25,23 +26,17 @@ Score = Callable[[torch.Tensor, torch.Tensor, list[str]], torch.Tensor]  # (z (B
 @dataclass(kw_only=True)
 class DraftConfig:
     """sampler: the training rollouts' sampler (the paper: 10 steps, CFG 1). horizon: "full" (DRaFT-K on
-    the clean reward) | "a-b" (stop at a step drawn from a..b, scored by the stitched value at
-    value_path). grad_steps: K, the differentiated steps just before the stop. reg_weight: lambda of the
+    the clean reward) | "a-b" (stop at a step drawn from a..b, scored by `value`, configs/value/). grad_steps: K, the differentiated steps just before the stop. reg_weight: lambda of the
     regulariser toward the reference (the paper: 0.01)."""
 
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=10))
     horizon: str = "full"
     grad_steps: int = 1
     reg_weight: float = 0.01
-    value_path: str = ""
+    value: ValueConfig = field(default_factory=ValueConfig)
 
     def __post_init__(self):
         window = self.stop_window
-        if window is not None and not 1 <= window[0] <= window[1] < self.sampler.num_steps:
-            raise ValueError(
-                f"draft.horizon={self.horizon!r}: stops must lie in 1..{self.sampler.num_steps - 1} "
-                f"(draft.sampler.num_steps={self.sampler.num_steps}); 'full' samples to the end"
-            )
         if self.grad_steps < 1:
             raise ValueError(f"draft.grad_steps={self.grad_steps} must be at least 1")
         first = window[0] if window is not None else self.sampler.num_steps
@@ -50,17 +45,14 @@ class DraftConfig:
                 f"draft.grad_steps={self.grad_steps} exceeds the {first} steps taken before the earliest stop "
                 f"(draft.horizon={self.horizon!r}); differentiate fewer steps or stop later"
             )
-        if window is not None and not self.value_path:
-            raise ValueError(
-                f"draft.horizon={self.horizon!r} maximises a stitched value: set draft.value_path to the value/ "
-                "folder python launch/stitch.py exports"
-            )
+        if window is not None:
+            self.value.check_path("draft.value", f"draft.horizon={self.horizon!r} maximises a value")
         if self.reg_weight < 0:
             raise ValueError(f"draft.reg_weight={self.reg_weight} must be >= 0")
 
     @property
     def stop_window(self) -> tuple[int, int] | None:
-        return parse_horizon(self.horizon, "draft.horizon")
+        return stop_window(self.horizon, self.sampler.num_steps, key="draft.horizon")
 
 
 @dataclass
@@ -105,7 +97,7 @@ def draft_loss(
                                   stop=stop, grad_steps=cfg.grad_steps, null_cond=null_cond)
     scores = score(tail.z, torch.full((len(prompts),), tail.t, device=tail.z.device, dtype=tail.z.dtype), prompts)
     if not torch.isfinite(scores).all():
-        raise FloatingPointError("the DRaFT score returned NaN or inf; check the reward or draft.value_path")
+        raise FloatingPointError("the DRaFT score returned NaN or inf; check the reward or draft.value")
     reg = torch.zeros((), device=tail.z.device)
     for (z_k, t_k), u in zip(tail.step_inputs, tail.velocities, strict=True):
         with torch.no_grad():

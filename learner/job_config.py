@@ -93,7 +93,8 @@ class LoggingConfig:
 class JobConfig:
     """rewards: the training reward's named terms (a weighted sum). rollout: the rollout workers (DRaFT
     uses them only to evaluate). resume: a run directory to continue from its latest checkpoint (its
-    saved config is used; only train.steps may change)."""
+    saved config is used; only train.steps may change). device: auto | cpu | cuda, resolved in each actor
+    (auto: cuda where Ray gave the actor a GPU through learner.num_gpus / rollout.num_gpus)."""
 
     model: ModelConfig
     rewards: dict[str, RewardTermConfig]
@@ -113,6 +114,9 @@ class JobConfig:
     resume: str = ""
 
     def __post_init__(self):
+        # Resolved in each actor, not here: the driver may sit on a node without the GPUs Ray hands the actors.
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
         if not self.rewards:
             raise ValueError("rewards is empty; name at least one reward term (e.g. rewards=tiny_pref)")
         rows, split = self.train.rows_per_step, self.learner.num_learners * self.learner.micro_batch

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from diffusion.conditioning import Conditioning
-from diffusion.device import collective_backend
+from diffusion.device import collective_backend, resolve_device
 from diffusion.flow_model import FlowModel
 from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.trainable import FinetuneConfig, make_trainable, trainable_weights
@@ -131,7 +131,9 @@ class Learner:
                 f"{setup.rows_per_step} rows per step do not split into {world_size} learners x micro-batches of "
                 f"{self.cfg.micro_batch}; change learner.micro_batch or the prompts per step"
             )
-        if setup.device == "cpu":
+        # "auto" is resolved here, in the actor: cuda where Ray gave it a GPU (learner.num_gpus > 0), else cpu.
+        self.device = resolve_device(setup.device)
+        if self.device.type == "cpu":
             os.environ["DS_ACCELERATOR"] = "cpu"  # before deepspeed is imported: no CUDA probing, gloo
         torch.set_num_threads(max(1, int(self.cfg.num_cpus)))
 
@@ -162,12 +164,12 @@ class Learner:
         import deepspeed  # imported here so DS_ACCELERATOR is set first
 
         s = self.setup_cfg
-        deepspeed.init_distributed(dist_backend=collective_backend(torch.device(s.device)))
+        deepspeed.init_distributed(dist_backend=collective_backend(self.device))
         torch.manual_seed(s.seed)
         model = build_flow_model(s.model)
         make_trainable(model, s.finetune)
         model.train()
-        self.field = VelocityField(model).to(s.device)
+        self.field = VelocityField(model).to(self.device)
         params = list(trainable_weights(model).values())
         gas = self.accumulation_steps()
         ds_config = {

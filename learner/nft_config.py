@@ -22,5 +22,5 @@ class NFTJobConfig(JobConfig):
             raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one value: give one reward term, not {sorted(self.rewards)}")
 
     def value_paths(self) -> dict[str, str]:
-        stitched = self.rollout.stop_window is not None and self.rollout.value == "stitched"
-        return {"rollout.value_path": self.rollout.value_path} if stitched else {}
+        stitched = self.rollout.stop_window is not None and self.rollout.value.kind == "stitched"
+        return {"rollout.value.path": self.rollout.value.path} if stitched else {}

@@ -92,14 +92,14 @@ class NFTLearner(Learner):
             return count
         import torch.distributed as dist
 
-        n = torch.tensor([count], device=self.setup_cfg.device)
+        n = torch.tensor([count], device=self.device)
         dist.all_reduce(n, op=dist.ReduceOp.MAX)
         return int(n.item())
 
     def train_step(self, shard: RolloutBatch, r: torch.Tensor, step: int) -> dict[str, float]:
         """One optimizer step on this rank's rows (r: their optimality probabilities), then the old-policy
         and EMA updates. step counts from 1. Returns this rank's mean loss terms and times per row."""
-        device, mb = self.setup_cfg.device, self.cfg.micro_batch
+        device, mb = self.device, self.cfg.micro_batch
         if len(shard) * self.world_size != self.setup_cfg.rows_per_step:
             raise ValueError(f"a shard of {len(shard)} rows on {self.world_size} learners; each step takes {self.setup_cfg.rows_per_step}")
         items = self.items(shard, step)

@@ -6,7 +6,7 @@ Methods (`SteerConfig.method`):
 - "dps": gradient guidance with the value (`rollout/guidance.py`).
 - "fk": FK steering with value potentials, and value-ranked local proposals when fk.proposals > 1
   (`rollout/particles.py`).
-`value` says which value guides or weighs: "stitched" (StitchVM) or "tweedie" (r(D(z_t - t u))).
+`value` (a `ValueConfig`, configs/value/) guides or weighs: stitched (StitchVM), tweedie (r(D(z_t - t u))), ...
 
 Particle n of the prompt with seed s draws its noise from seed s + n * PARTICLE_STRIDE, so particle 0 is
 the plain sample and DPS at scale 0 reproduces it exactly.
@@ -22,10 +22,10 @@ from diffusion.sampling import SamplerConfig, per_sample_normal
 from rollout.guidance import GuidanceConfig, dps_sample
 from rollout.particles import FKConfig, particle_sample
 from value.reward_model import RewardModel
+from value.value_config import ValueConfig
 from value.value_model import ValueModel
 
 METHODS = ("plain", "best_of_n", "dps", "fk")
-VALUES = ("stitched", "tweedie")
 PARTICLE_STRIDE = 1_000_003
 RESAMPLE_SEED_OFFSET = 7_777_777
 
@@ -35,7 +35,7 @@ class SteerConfig:
     """sampler: the stochastic sampler every method shares (sde_noise > 0: FK needs distinct particles)."""
 
     method: str = "plain"
-    value: str = "stitched"
+    value: ValueConfig = field(default_factory=ValueConfig)
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=20, cfg_scale=4.0, sde_noise=0.7))
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     fk: FKConfig = field(default_factory=FKConfig)
@@ -43,8 +43,8 @@ class SteerConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"steer.method={self.method!r} is not one of {METHODS}")
-        if self.value not in VALUES:
-            raise ValueError(f"steer.value={self.value!r} is not one of {VALUES}")
+        if self.needs_value:
+            self.value.check_path("steer.value", f"steer.method={self.method!r}")
         if self.method == "fk" and self.sampler.sde_noise == 0:
             raise ValueError("steer.method='fk' needs a stochastic sampler: set sampler.sde_noise > 0")
 
@@ -73,7 +73,7 @@ class SteeredSamples:
 class Steerer:
     def __init__(self, model, reward: RewardModel, value: ValueModel | None, cfg: SteerConfig, *, height: int, width: int):
         if cfg.needs_value and value is None:
-            raise ValueError(f"steer.method={cfg.method!r} needs a value model (steer.value={cfg.value!r})")
+            raise ValueError(f"steer.method={cfg.method!r} needs a value model (steer.value.kind={cfg.value.kind!r})")
         if value is not None and value.reads_velocity and getattr(value, "cfg_scale", None) != cfg.sampler.cfg_scale:
             raise ValueError("the Tweedie value must use the sampler's cfg_scale: it reuses the sampler's velocity")
         self.model, self.reward, self.value, self.cfg = model, reward, value, cfg

@@ -11,17 +11,15 @@ from dataclasses import dataclass, field
 import torch
 
 from diffusion.conditioning import Conditioning
+from diffusion.device import resolve_device
 from diffusion.flow_model import FlowModel
 from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.sampling import SamplerConfig, sample
+from diffusion.schedule import stop_window
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
 from rollout.batch import RolloutBatch
-from value.baselines import TweedieValue
-from value.reward_model import RewardModel
-from value.stitched import StitchedValue, load_stitched
+from value.value_config import ValueConfig, build_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
-
-ROLLOUT_VALUES = ("stitched", "tweedie")
 
 
 @dataclass(kw_only=True)
@@ -32,9 +30,8 @@ class RolloutConfig:
 
     horizon: "full" (sample to t = 0, decode, score with the pixel reward) | "k" (stop after step k of
     the sampler's schedule) | "a-b" (a stop drawn per prompt group from steps a..b); a partial rollout's
-    z_tau is scored by `value`: "stitched", the value model exported at `value_path` (python
-    launch/stitch.py), or "tweedie", the ablation with the base generator's one-step estimate (one
-    denoiser pass, decode, the pixel reward: `value.baselines.TweedieValue`, no value_path).
+    z_tau is scored by `value` (configs/value/: a stitched value exported by python launch/stitch.py, or
+    the Tweedie ablation, the base generator's one-step estimate decoded and scored by the pixel reward).
     """
 
     num_workers: int = 2
@@ -43,8 +40,7 @@ class RolloutConfig:
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=10))
     batch_size: int = 32
     horizon: str = "full"
-    value: str = "stitched"
-    value_path: str = ""
+    value: ValueConfig = field(default_factory=ValueConfig)
 
     def __post_init__(self):
         if self.num_workers < 1 or self.batch_size < 1:
@@ -52,60 +48,12 @@ class RolloutConfig:
         if self.num_cpus <= 0 or self.num_gpus < 0:
             raise ValueError(f"rollout.num_cpus={self.num_cpus} must be > 0 and rollout.num_gpus={self.num_gpus} >= 0")
         window = self.stop_window
-        if window is not None and not 1 <= window[0] <= window[1] < self.sampler.num_steps:
-            raise ValueError(
-                f"rollout.horizon={self.horizon!r}: stops must lie in 1..{self.sampler.num_steps - 1} "
-                f"(rollout.sampler.num_steps={self.sampler.num_steps}); 'full' samples to the end"
-            )
-        if self.value not in ROLLOUT_VALUES:
-            raise ValueError(f"rollout.value={self.value!r} is not one of {ROLLOUT_VALUES}")
-        if window is not None and self.value == "stitched" and not self.value_path:
-            raise ValueError(
-                f"rollout.horizon={self.horizon!r} scores partial rollouts with a stitched value: set rollout.value_path "
-                "to the value/ folder python launch/stitch.py exports"
-            )
+        if window is not None:
+            self.value.check_path("rollout.value", f"rollout.horizon={self.horizon!r} scores partial rollouts")
 
     @property
     def stop_window(self) -> tuple[int, int] | None:
-        return parse_horizon(self.horizon, "rollout.horizon")
-
-
-def _frozen_base_and_term(model: ModelConfig, reward: WeightedReward, device) -> tuple[FlowModel, RewardModel]:
-    """A frozen copy of the base generator (the policy's weights move; a value's must not) and the one
-    reward term a value scores."""
-    if len(reward.models) != 1:
-        raise ValueError("a value scores one reward: give exactly one reward term")
-    (term,) = reward.models.values()
-    return build_flow_model(model).to(device).eval().requires_grad_(False), term
-
-
-def load_frozen_value(model: ModelConfig, path: str, reward: WeightedReward, device, *, setting: str) -> StitchedValue:
-    """The stitched value at `path` on a frozen copy of the base generator `model`, with the one training
-    reward it was built for; on `device`. Rollout workers score partial rollouts with it, DRaFT learners
-    maximise it. setting: the config key that named `path`."""
-    base, term = _frozen_base_and_term(model, reward, device)
-    return load_stitched(path, base, term, setting=setting).to(device)
-
-
-def frozen_tweedie_value(model: ModelConfig, reward: WeightedReward, device) -> TweedieValue:
-    """The Tweedie ablation of the value: the frozen base generator's one-step estimate (CFG 1, as the
-    rollouts sample), decoded and scored by the one training reward."""
-    base, term = _frozen_base_and_term(model, reward, device)
-    return TweedieValue(base, term, cfg_scale=1.0)
-
-
-def parse_horizon(horizon: str, key: str) -> tuple[int, int] | None:
-    """(first, last) stop step of partial rollouts, or None for "full"; `key` names the setting in errors."""
-    if horizon == "full":
-        return None
-    try:
-        first, _, last = str(horizon).partition("-")
-        first, last = int(first), int(last or first)
-    except ValueError:
-        raise ValueError(f"{key}={horizon!r} is not 'full', a step 'k' or a window 'a-b'") from None
-    if first > last:
-        raise ValueError(f"{key}={horizon!r}: a window 'a-b' runs from its first stop to its last; write '{last}-{first}'")
-    return first, last
+        return stop_window(self.horizon, self.sampler.num_steps, key="rollout.horizon")
 
 
 @dataclass
@@ -132,15 +80,14 @@ class RolloutWorker:
         threads: int = 1,
     ):
         torch.set_num_threads(threads)
-        self.device = torch.device(device)
+        self.device = resolve_device(device)  # "auto": cuda where Ray gave this actor a GPU
         self.model: FlowModel = build_flow_model(model).to(self.device).eval()
         make_trainable(self.model, finetune)
         self.reward = WeightedReward.from_config(rewards).to(self.device).eval()
         self.cfg = rollout
         self.value = None
         if rollout.stop_window is not None:
-            self.value = (load_frozen_value(model, rollout.value_path, self.reward, self.device, setting="rollout.value_path") if rollout.value == "stitched"
-                          else frozen_tweedie_value(model, self.reward, self.device))
+            self.value = build_frozen_value(rollout.value, model, self.reward, key="rollout.value")
         self.latent_shape = self.model.latent_shape(height, width)
         self.version = 0
 
@@ -194,7 +141,7 @@ class RolloutWorker:
             for s in range(0, len(prompts), self.cfg.batch_size)
         ]).float()
         if not torch.isfinite(values).all():
-            raise FloatingPointError(f"the {self.cfg.value} value returned NaN or inf; check rollout.value_path and the reward")
+            raise FloatingPointError(f"the {self.cfg.value.kind} value returned NaN or inf; check rollout.value and the reward")
         return values, {"value": values}
 
     def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> RolloutBatch:

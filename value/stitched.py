@@ -286,7 +286,7 @@ def save_stitched(value: StitchedValue, folder: str | Path, card: dict) -> None:
     write_folder_atomically(folder, write)
 
 
-def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel, *, setting: str = "value_path") -> StitchedValue:
+def load_stitched(folder: str | Path, backbone: FlowModel, reward: RewardModel, *, setting: str = "value.path") -> StitchedValue:
     """The value saved by `save_stitched`, checked against the backbone and reward it is loaded with.
     setting: the config key that named `folder`, for the errors."""
     folder = Path(folder)

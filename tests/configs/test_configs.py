@@ -71,7 +71,7 @@ def test_bad_values_fail_in_the_dataclass():
 def test_the_real_model_experiments_compose_into_their_schemas(job, experiment):
     """The presets for SD3.5-M (paths filled in as a user would): every key exists and every value validates."""
     paths = {"nft": ["prompts.train_file=/d/t.txt", "prompts.eval_file=/d/e.txt"],
-             "draft": ["prompts.train_file=/d/t.txt", "prompts.eval_file=/d/e.txt", "draft.value_path=/d/value"],
+             "draft": ["prompts.train_file=/d/t.txt", "prompts.eval_file=/d/e.txt", "draft.value.path=/d/value"],
              "stitch": ["images.path=/d/images"]}[job]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
         raw = compose(job, overrides=[f"+experiment={experiment}", "model.path=/d/sd35m", "run_dir=/tmp/x", *paths])

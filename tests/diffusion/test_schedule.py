@@ -3,7 +3,7 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from diffusers.pipelines.flux.pipeline_flux import calculate_shift
 
-from diffusion.schedule import flow_schedule, flux_mu
+from diffusion.schedule import flow_schedule, flux_mu, stop_window
 
 
 @pytest.mark.parametrize("shift", [1.0, 3.0])
@@ -42,3 +42,13 @@ def test_flux_model_schedule_uses_resolution_dependent_shift(flux_model):
 def test_bad_step_count_is_an_error():
     with pytest.raises(ValueError, match="num_steps"):
         flow_schedule(0)
+
+
+def test_stop_windows_parse_and_name_the_setting_when_wrong():
+    assert stop_window("full", 10, key="rollout.horizon") is None
+    assert stop_window("5", 10, key="rollout.horizon") == (5, 5)
+    assert stop_window("5-7", 10, key="rollout.horizon") == (5, 7)
+    for bad, message in (("5-3", "write '3-5'"), ("x", "is not 'full'"), ("0-3", r"1..9 \(rollout.sampler.num_steps=10\)"),
+                         ("5-10", "stops must lie in 1..9")):
+        with pytest.raises(ValueError, match=message):
+            stop_window(bad, 10, key="rollout.horizon")

@@ -29,8 +29,8 @@ def _run(*overrides):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("draft.value_path=/nowhere/value", "draft.value_path='/nowhere/value' does not exist"),
-        ("rollout.horizon=3-7 rollout.value_path=v", "set draft.horizon"),
+        ("draft.value.path=/nowhere/value", "draft.value.path='/nowhere/value' does not exist"),
+        ("rollout.horizon=3-7 rollout.value.path=v", "set draft.horizon"),
         ("draft.grad_steps=4", "draft.grad_steps=4 exceeds the 3 steps"),
         ("draft.horizon=0-4", "stops must lie in 1..9"),
         ("draft.reg_weight=-1", "draft.reg_weight=-1.0 must be >= 0"),

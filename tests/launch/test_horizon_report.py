@@ -35,17 +35,17 @@ def test_report_tabulates_every_horizon_against_the_full_runs_final_score(tmp_pa
 
 
 def test_runs_of_one_horizon_with_other_overrides_keep_a_row_each(tmp_path):
-    # Folders named by the overrides (`-m rollout.horizon=full,5-7 rollout.value=stitched,tweedie` and the
+    # Folders named by the overrides (`-m rollout.horizon=full,5-7 rollout.value.kind=stitched,tweedie` and the
     # like), one nested by a path among them.
     _run(tmp_path / "rollout.horizon=full", "full", [(0, 5, 0.1), (10, 100, 0.3)], step_seconds=4.0)
-    _run(tmp_path / "rollout.horizon=5-7,rollout.value=stitched", "5-7", [(0, 5, 0.1), (10, 50, 0.3)], step_seconds=2.0)
-    _run(tmp_path / "rollout.horizon=5-7,rollout.value=tweedie", "5-7", [(0, 5, 0.1), (10, 80, 0.2)], step_seconds=3.0)
-    _run(tmp_path / "rollout.horizon=5-7,rollout.value_path=" / "v" / "value", "5-7", [(0, 5, 0.1), (10, 70, 0.4)], step_seconds=3.0)
+    _run(tmp_path / "rollout.horizon=5-7,rollout.value.kind=stitched", "5-7", [(0, 5, 0.1), (10, 50, 0.3)], step_seconds=2.0)
+    _run(tmp_path / "rollout.horizon=5-7,rollout.value.kind=tweedie", "5-7", [(0, 5, 0.1), (10, 80, 0.2)], step_seconds=3.0)
+    _run(tmp_path / "rollout.horizon=5-7,rollout.value.path=" / "v" / "value", "5-7", [(0, 5, 0.1), (10, 70, 0.4)], step_seconds=3.0)
     table = {row["run"]: row for row in report(tmp_path)}
     assert len(table) == 4 and {row["horizon"] for row in table.values()} == {"full", "5-7"}
-    assert table["rollout.horizon=5-7,rollout.value=stitched"]["seconds_to_full_final"] == 50
-    assert table["rollout.horizon=5-7,rollout.value=tweedie"]["seconds_to_full_final"] is None
-    assert table["rollout.horizon=5-7,rollout.value_path=/v/value"]["seconds_to_full_final"] == 70
+    assert table["rollout.horizon=5-7,rollout.value.kind=stitched"]["seconds_to_full_final"] == 50
+    assert table["rollout.horizon=5-7,rollout.value.kind=tweedie"]["seconds_to_full_final"] is None
+    assert table["rollout.horizon=5-7,rollout.value.path=/v/value"]["seconds_to_full_final"] == 70
 
 
 def test_full_runs_that_disagree_make_the_target_ambiguous(tmp_path):

@@ -44,6 +44,7 @@ def _run(*overrides):
         ("model.path=/nowhere/generator", "model.path='/nowhere/generator' does not exist"),
         ("prompts.train_file=/nowhere/prompts.txt", "prompt_file='/nowhere/prompts.txt' does not exist"),
         ("train.max_staleness=-1", "train.max_staleness=-1 must be >= 0"),
+        ("device=tpu", "device='tpu' is not one of auto, cpu, cuda"),
         ("learner.zero_stage=3", "Stage 3 partitions the parameters"),
         ("learner.micro_batch=24", "must divide by"),
         ("learner.timestep_fraction=1.5", "learner.timestep_fraction=1.5 must lie in (0, 1]"),
@@ -60,7 +61,7 @@ def test_bad_input_fails_before_any_actor_starts(monkeypatch, tmp_path, override
 def test_a_value_built_for_another_reward_or_backbone_is_refused_before_any_actor_starts(monkeypatch, tmp_path):
     monkeypatch.setattr(training_job, "connect", lambda cfg: pytest.fail("Ray was started for a bad config"))
     # The committed value reads the preference reward; this job trains on the CLIP.
-    with pytest.raises(ValueError, match="rollout.value_path=.* was built for another reward: path=.*preference"):
+    with pytest.raises(ValueError, match="rollout.value.path=.* was built for another reward: path=.*preference"):
         _run(f"run_dir={tmp_path / 'a'}", "rollout.horizon=5-7", "rewards=tiny_clip")
     value = tmp_path / "value"
     shutil.copytree(ROOT / "artifacts" / "values" / "tiny_pref", value)
@@ -68,7 +69,7 @@ def test_a_value_built_for_another_reward_or_backbone_is_refused_before_any_acto
     card["backbone"]["family"] = "flux"
     (value / "value.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="built for another backbone: family='flux' \\(this job: 'sd3'\\)"):
-        _run(f"run_dir={tmp_path / 'b'}", "rollout.horizon=5-7", f"rollout.value_path={value}")
+        _run(f"run_dir={tmp_path / 'b'}", "rollout.horizon=5-7", f"rollout.value.path={value}")
 
 
 def test_a_damaged_weights_file_fails_before_the_run_directory_or_ray(monkeypatch, tmp_path):
@@ -117,7 +118,8 @@ def test_bounded_staleness_samples_ahead_with_the_previous_weights(ray_local, tm
 
 
 def test_value_mode_scores_partial_rollouts_with_the_committed_value(ray_local, tmp_path):
-    summary = _run(f"run_dir={tmp_path}", "train.steps=2", "rollout.horizon=2-3", *SMALL)
+    # device=auto: resolved in each actor (cpu here), as the stitcher and steering resolve it.
+    summary = _run(f"run_dir={tmp_path}", "train.steps=2", "rollout.horizon=2-3", "device=auto", *SMALL)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][1:]
     times = [0.602, 0.009]  # the 4-step shifted schedule's times after steps 2 and 3
     assert all(min(times) - 1e-3 <= r["stop_time"] <= max(times) + 1e-3 for r in rows)

@@ -47,7 +47,7 @@ def test_fk_with_value_proposals_and_tweedie_dps_run(tmp_path):
     fk = _summary(_run(f"run_dir={tmp_path / 'fk'}", *FAST, "steer.method=fk", "steer.fk.particles=2",
                        "steer.fk.proposals=2", "steer.fk.proposal_steps=0-1", "steer.fk.resample_steps=2"))
     assert fk["value_calls_per_sample"] == 2 * 2 * 2 + 2
-    tweedie = _summary(_run(f"run_dir={tmp_path / 'tw'}", *FAST, "steer.value=tweedie", "steer.guidance.scale=0.5"))
+    tweedie = _summary(_run(f"run_dir={tmp_path / 'tw'}", *FAST, "steer.value.kind=tweedie", "steer.guidance.scale=0.5"))
     assert tweedie["value"] == "tweedie" and tweedie["reward_mean"] != fk["reward_mean"]
 
 
@@ -59,9 +59,9 @@ def _config(*overrides):
 def test_bad_inputs_are_clear_errors(tmp_path):
     with pytest.raises(ConfigCompositionException, match="scael"):
         _config("steer.guidance.scael=2")
-    with pytest.raises(ValueError, match="needs value_path"):
-        _config("value_path=")
+    with pytest.raises(ValueError, match="set steer.value.path"):
+        _config("steer.value.path=")
     with pytest.raises(FileNotFoundError, match="no stitched value.*launch/stitch.py"):
-        steer.run(_config(f"value_path={tmp_path / 'nope'}"), tmp_path)
+        steer.run(_config(f"steer.value.path={tmp_path / 'nope'}"), tmp_path)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         steer.run(_config(f"prompt_file={tmp_path / 'nope.txt'}"), tmp_path)

@@ -4,11 +4,12 @@ from diffusion.model_config import ModelConfig
 from learner.draft_learner import DraftLearner, DraftSetup
 from learner.draft_objective import DraftConfig
 from learner.learner import LearnerConfig
+from value.value_config import ValueConfig
 
 
 def _learner(horizon: str, seed: int = 0) -> DraftLearner:
     setup = DraftSetup(model=ModelConfig(family="sd3", init="random_tiny"), rewards={}, seed=seed, rows_per_step=4,
-                       draft=DraftConfig(horizon=horizon, value_path="v"), learner=LearnerConfig(num_learners=1, micro_batch=2))
+                       draft=DraftConfig(horizon=horizon, value=ValueConfig(path="v")), learner=LearnerConfig(num_learners=1, micro_batch=2))
     return DraftLearner(setup, rank=0, world_size=1)
 
 

@@ -13,6 +13,7 @@ from diffusion.trainable import FinetuneConfig, make_trainable, trainable_weight
 from learner.draft_objective import DecodedReward, DraftConfig, draft_loss, rollout_with_grad_tail
 from tests.tiny_models import tiny_clip_reward
 from value.stitched import BackboneFeatures, StitchedValue, StitchLayer
+from value.value_config import ValueConfig
 
 PROMPTS = ["a red seven", "two blue threes"]
 SEEDS = [3, 4]
@@ -54,7 +55,7 @@ def test_gradients_reach_only_the_trainable_weights(mode, horizon):
     model, reward = _policy(mode), tiny_clip_reward().requires_grad_(False)
     frozen_backbone = build_flow_model(ModelConfig(family="sd3", init="random_tiny", max_sequence_length=8)).requires_grad_(False)
     score = DecodedReward(model, reward) if horizon == "full" else _value(frozen_backbone, reward)
-    cfg = DraftConfig(sampler=SamplerConfig(num_steps=4), horizon=horizon, grad_steps=2, value_path="v")
+    cfg = DraftConfig(sampler=SamplerConfig(num_steps=4), horizon=horizon, grad_steps=2, value=ValueConfig(path="v"))
     loss, _ = _loss(model, copy.deepcopy(model), score, cfg, stop=4 if horizon == "full" else 3)
     loss.backward()
     trainable = trainable_weights(model)
@@ -75,7 +76,7 @@ def test_no_graph_is_built_past_the_stop_and_only_the_last_k_steps_build_one():
     seen = []
     score = lambda z, t, prompts: seen.append((z, t)) or value(z, t, prompts)  # noqa: E731
     policy = Recording(model)
-    cfg = DraftConfig(sampler=SamplerConfig(num_steps=6), horizon="2-4", grad_steps=2, value_path="v")
+    cfg = DraftConfig(sampler=SamplerConfig(num_steps=6), horizon="2-4", grad_steps=2, value=ValueConfig(path="v"))
     _loss(model, copy.deepcopy(model), score, cfg, stop=3, policy=policy)
     assert policy.grad == [False, True, True]  # 3 of 6 steps: the rollout ends at tau, its last 2 steps differentiated
     assert decoded == []  # DRaFT + value never decodes
@@ -112,10 +113,10 @@ def test_the_regulariser_is_zero_at_the_reference_and_grows_as_the_policy_moves(
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        (dict(horizon="3-7", grad_steps=4, value_path="v"), "draft.grad_steps=4 exceeds the 3 steps"),
-        (dict(horizon="3-7"), "set draft.value_path"),
-        (dict(horizon="3-10", value_path="v"), "stops must lie in 1..9"),
-        (dict(horizon="late", value_path="v"), "is not 'full', a step 'k' or a window"),
+        (dict(horizon="3-7", grad_steps=4, value=ValueConfig(path="v")), "draft.grad_steps=4 exceeds the 3 steps"),
+        (dict(horizon="3-7"), "set draft.value.path"),
+        (dict(horizon="3-10", value=ValueConfig(path="v")), "stops must lie in 1..9"),
+        (dict(horizon="late", value=ValueConfig(path="v")), "is not 'full', a step 'k' or a window"),
         (dict(grad_steps=0), "must be at least 1"),
     ],
 )

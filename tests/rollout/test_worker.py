@@ -8,6 +8,7 @@ from diffusion.sampling import SamplerConfig
 from diffusion.trainable import FinetuneConfig
 from rollout.worker import RolloutConfig, RolloutWorker
 from value.reward_config import RewardConfig
+from value.value_config import ValueConfig
 from value.weighted_reward import RewardTermConfig
 
 
@@ -78,7 +79,7 @@ def value_export(tmp_path):
 
 def _partial_worker(value_path, value="stitched"):
     return _tiny_worker(RolloutConfig(num_workers=1, batch_size=3, sampler=SamplerConfig(num_steps=4), horizon="1-2",
-                                      value=value, value_path=str(value_path)))
+                                      value=ValueConfig(kind=value, path=str(value_path))))
 
 
 def test_partial_rollouts_stop_at_their_step_and_are_scored_by_the_frozen_value(value_export):
@@ -130,14 +131,14 @@ def test_a_tweedie_scored_stop_one_step_before_the_end_is_the_full_rollouts_rewa
 
 
 def test_partial_horizons_need_a_value_and_stops_inside_the_schedule():
-    with pytest.raises(ValueError, match="rollout.value_path"):
+    with pytest.raises(ValueError, match="rollout.value.path"):
         RolloutConfig(horizon="2-3")
     with pytest.raises(ValueError, match="stops must lie in 1..9"):
-        RolloutConfig(horizon="5-10", value_path="/v")
+        RolloutConfig(horizon="5-10", value=ValueConfig(path="/v"))
     with pytest.raises(ValueError, match="is not 'full'"):
-        RolloutConfig(horizon="late", value_path="/v")
+        RolloutConfig(horizon="late", value=ValueConfig(path="/v"))
     with pytest.raises(ValueError, match="rollout.horizon='5-3': a window 'a-b' runs from its first stop to its last; write '3-5'"):
-        RolloutConfig(horizon="5-3", value_path="/v")
-    with pytest.raises(ValueError, match="rollout.value='mc' is not one of"):
-        RolloutConfig(horizon="2-3", value="mc", value_path="/v")
-    assert RolloutConfig(horizon="2-3", value="tweedie").value_path == ""  # the ablation reads no export
+        RolloutConfig(horizon="5-3", value=ValueConfig(path="/v"))
+    with pytest.raises(ValueError, match="value.kind='mc' is not one of"):
+        RolloutConfig(horizon="2-3", value=ValueConfig(kind="mc", path="/v"))
+    assert RolloutConfig(horizon="2-3", value=ValueConfig(kind="tweedie")).value.path == ""  # the ablation reads no export

@@ -112,8 +112,8 @@ def _loaders(tmp: Path, tiny_arch: str, hf_clip_dir: Path, sd3_dir: Path) -> dic
                                         path=str(safetensors_clip), head_path=str(head)),
         "diffusers model folder": Loader("model.path", model_dir, model_dir / "transformer" / "diffusion_pytorch_model.safetensors",
                                          lambda: build_flow_model(ModelConfig(family="sd3", path=str(model_dir), max_sequence_length=8))),
-        "stitched value": Loader("rollout.value_path", value_dir, value_dir / WEIGHTS,
-                                 lambda: load_stitched(value_dir, backbone, reward, setting="rollout.value_path")),
+        "stitched value": Loader("rollout.value.path", value_dir, value_dir / WEIGHTS,
+                                 lambda: load_stitched(value_dir, backbone, reward, setting="rollout.value.path")),
         "world verifier": Loader("eval.verifier", verifier, verifier / "verifier.safetensors", lambda: load_verifier(verifier)),
     }
 
