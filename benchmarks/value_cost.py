@@ -82,12 +82,13 @@ def main() -> None:
     if args.value:
         stitched = load_stitched(args.value, backbone, reward, setting="--value")
     else:
+        from stitching.images import ImageSourceConfig
         from stitching.pipeline import new_value
-        from stitching.images import ImageSourceConfig, image_source
         from stitching.search import backbone_taps, search_stitch_point
         from value.stitched import BackboneFeatures
+        from world.scene_images import scene_source
 
-        probe = [image_source(ImageSourceConfig())(-1, 64).images]
+        probe = [scene_source(ImageSourceConfig())(-1, 64).images]
         fit = search_stitch_point(*backbone_taps(backbone), reward, probe, seed=0)
         stitched = new_value(BackboneFeatures(backbone, fit.best.i), reward, fit, 8, 0)  # cost does not need training
     stitched.requires_grad_(False)

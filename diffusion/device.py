@@ -15,6 +15,12 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def check_device_name(name: str) -> None:
+    """Refuse what `resolve_device` could never resolve, without looking for a GPU (a driver may have none)."""
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
+        raise ValueError(f"device={name!r} is not one of auto, cpu, cuda, cuda:N")
+
+
 def resolve_dtype(name: str) -> torch.dtype:
     if name not in _DTYPES:
         raise ValueError(f"dtype={name!r} is not one of {sorted(_DTYPES)}")

@@ -96,6 +96,14 @@ class StitchJobConfig:
     device: str = "auto"
     run_dir: str = "runs/stitch"
 
+    def __post_init__(self):
+        if self.images.kind == "folder" and (self.stitch.prompted or self.stitch.distill.teacher != "clean"):
+            raise ValueError(
+                f"stitch.prompted={self.stitch.prompted} and stitch.distill.teacher={self.stitch.distill.teacher} read "
+                "each image's prompt, and images.kind=folder has none: use images.kind=generator (with "
+                "images.path=<prompt file>), or stitch.prompted=false stitch.distill.teacher=clean"
+            )
+
 
 @dataclass(kw_only=True)
 class SteerJobConfig(PromptJobConfig):

@@ -25,6 +25,7 @@ from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import StitchJobConfig, register_schemas  # noqa: E402
 from launch.prompt_file import read_prompt_file  # noqa: E402
 from launch.run_dir import start_run_dir  # noqa: E402
+from stitching.images import ImageSourceConfig, folder_source, generator_source  # noqa: E402
 from stitching.pipeline import run_stitch  # noqa: E402
 from value.reward_config import build_reward_model  # noqa: E402
 
@@ -39,6 +40,50 @@ def calibration_prompts(cfg: StitchJobConfig) -> list[str]:
     return all_eval_prompts(8)
 
 
+def image_prompts(images: ImageSourceConfig) -> list[str]:
+    """What the generator kind samples for: the lines of images.path, or the tiny world's training captions."""
+    if images.path:
+        return read_prompt_file(images.path)
+    from world.scene_images import training_captions
+
+    return training_captions(images.samples, images.seed)
+
+
+def image_source(images: ImageSourceConfig, backbone):
+    if images.kind == "folder":
+        return folder_source(images)
+    if images.kind == "generator":
+        return generator_source(images, backbone, image_prompts(images))
+    from world.scene_images import scene_source
+
+    return scene_source(images)
+
+
+def score_captions(cfg: StitchJobConfig) -> list[str]:
+    """The distillation score term's caption set: the first n distinct lines of stitch.caption_file, else
+    of the prompts the images show (a folder of files has none)."""
+    if not cfg.stitch.distill.score_weight:
+        return []
+    if cfg.stitch.caption_file:
+        pool = read_prompt_file(cfg.stitch.caption_file)
+    elif cfg.images.kind == "folder":
+        raise ValueError("images.kind=folder has no captions for the score term: set stitch.caption_file to a "
+                         "prompt file (one caption per line), or stitch.distill.score_weight=0")
+    else:
+        pool = image_prompts(cfg.images)
+    return list(dict.fromkeys(pool))[: cfg.stitch.distill.score_captions]
+
+
+def fidelity_report(images: ImageSourceConfig):
+    """The tiny world's fidelity report where the value was trained in it: on its rendered scenes, or on the
+    backbone's samples for its captions (no prompt file); None elsewhere."""
+    if images.kind == "tiny_world" or (images.kind == "generator" and not images.path):
+        from world.fidelity import fidelity
+
+        return fidelity
+    return None
+
+
 @hydra.main(config_path="../configs", config_name="stitch", version_base=None)
 def main(raw: DictConfig) -> None:
     cfg: StitchJobConfig = OmegaConf.to_object(raw)
@@ -49,8 +94,10 @@ def main(raw: DictConfig) -> None:
     reward = build_reward_model(cfg.reward).to(device)
     card = {"backbone": OmegaConf.to_container(raw.model), "reward": OmegaConf.to_container(raw.reward)}
     summary = run_stitch(
-        backbone, reward, images=cfg.images, stitch=cfg.stitch, report=cfg.report, prompts=calibration_prompts(cfg),
-        height=cfg.height, width=cfg.width, seed=cfg.seed, run_dir=run_dir, card=card,
+        backbone, reward, image_source(cfg.images, backbone), stitch=cfg.stitch,
+        report=cfg.report, captions=score_captions(cfg), prompts=calibration_prompts(cfg),
+        fidelity=fidelity_report(cfg.images), height=cfg.height, width=cfg.width, seed=cfg.seed, run_dir=run_dir,
+        card=card,
     )
     print(json.dumps(summary))
 

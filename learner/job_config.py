@@ -2,13 +2,13 @@
 
 from dataclasses import dataclass, field
 
+from diffusion.device import check_device_name
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from diffusion.trainable import FinetuneConfig
 from learner.learner import LearnerConfig
 from rollout.worker import RolloutConfig
 from value.weighted_reward import RewardTermConfig
-from world.prompts import EVAL_PER_FAMILY
 
 WANDB_MODES = ("offline", "online", "disabled")
 
@@ -50,7 +50,7 @@ class PromptConfig:
     train_file: str = ""
     num_train: int = 1000
     eval_file: str = ""
-    eval_per_family: int = EVAL_PER_FAMILY
+    eval_per_family: int = 16  # the tiny world's held-out prompts per family (world.prompts.EVAL_PER_FAMILY)
 
 
 @dataclass(kw_only=True)
@@ -115,8 +115,7 @@ class JobConfig:
 
     def __post_init__(self):
         # Resolved in each actor, not here: the driver may sit on a node without the GPUs Ray hands the actors.
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device={self.device!r} is not one of auto, cpu, cuda, cuda:N")
+        check_device_name(self.device)
         if not self.rewards:
             raise ValueError("rewards is empty; name at least one reward term (e.g. rewards=tiny_pref)")
         rows, split = self.train.rows_per_step, self.learner.num_learners * self.learner.micro_batch

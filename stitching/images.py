@@ -8,8 +8,10 @@ student only learns E[r(x0) | z_t] where its training x0 come from that model. M
 .73 / .52 / .27 / .15 is .31 / .48 / .66 / .68 / .62 on 3,000 samples against .27 / .47 / .63 / .65 / .62
 on rendered scenes (README, "The value stitcher").
 
-`image_source(cfg, backbone)` returns batch(step, size) -> an `ImageBatch` of `size` images and their
-prompts, a function of the step alone, so a resumed run sees the images an uninterrupted one would have.
+A source is batch(step, size) -> an `ImageBatch` of `size` images and their prompts, a function of the
+step alone, so a resumed run sees the images an uninterrupted one would have. The launch script picks
+it (`folder_source`, `generator_source`, or the tiny world's `world.scene_images.scene_source`) and
+passes it down with the prompts: nothing here reads a prompt file or the world.
 """
 
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from diffusion.sampling import SamplerConfig, sample
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 IMAGE_KINDS = ("tiny_world", "folder", "generator")
@@ -37,7 +41,7 @@ class ImageSourceConfig:
     """kind: tiny_world (training scenes of the world's captions) | folder (image files under `path`) |
     generator (a pool of `samples` images of the backbone itself, `num_steps` Euler steps, spread evenly
     over `cfg_scales`, for the tiny world's training captions or, when `path` is set, the prompts of
-    that file, one per line)."""
+    that file, one per line). The tiny world's scenes are `size` 32."""
 
     kind: str = "tiny_world"
     path: str = ""
@@ -56,16 +60,6 @@ class ImageSourceConfig:
             raise ValueError(f"images.samples={self.samples} must be at least one per images.cfg_scales={self.cfg_scales}")
 
 
-def image_source(cfg: ImageSourceConfig, backbone=None):
-    if cfg.kind == "tiny_world":
-        return _world_source(cfg)
-    if cfg.kind == "folder":
-        return _folder_source(cfg)
-    if backbone is None:
-        raise ValueError("images.kind=generator samples the backbone: pass it to image_source")
-    return _generator_source(cfg, backbone)
-
-
 def _cycle(get, prompt, n: int, seed: int):
     """batch(step, size) over a pool of n images (get(i), prompt(i)) in a fixed shuffled order (negative
     steps: the probe set)."""
@@ -78,23 +72,8 @@ def _cycle(get, prompt, n: int, seed: int):
     return batch
 
 
-def _world_source(cfg: ImageSourceConfig):
-    from world.clip import captioned_scenes
-    from world.scenes import CANVAS, DigitBank, render_batch
-
-    if cfg.size != CANVAS:
-        raise ValueError(f"images.size={cfg.size} but tiny-world scenes are {CANVAS}x{CANVAS}; set images.size={CANVAS}")
-    bank = DigitBank(cfg.seed)
-
-    def batch(step: int, size: int) -> ImageBatch:
-        rng = np.random.default_rng([cfg.seed, int(step < 0), abs(step)])  # probe (step < 0) and training streams
-        scenes = captioned_scenes(size, rng)
-        return ImageBatch(render_batch([s for s, _ in scenes], bank, "train", rng), [c.text() for _, c in scenes])
-
-    return batch
-
-
-def _folder_source(cfg: ImageSourceConfig):
+def folder_source(cfg: ImageSourceConfig):
+    """The image files under `cfg.path`, shorter side resized to `cfg.size` and centre-cropped; no prompts."""
     from PIL import Image
 
     root = Path(cfg.path).expanduser()
@@ -117,11 +96,9 @@ def _folder_source(cfg: ImageSourceConfig):
 
 
 @torch.no_grad()
-def _generator_source(cfg: ImageSourceConfig, backbone):
-    """Sample i: prompt i (cycled), seed seed * samples + i, the cfg scale of its contiguous block."""
-    from diffusion.sampling import SamplerConfig, sample
-
-    prompts = _generator_prompts(cfg)
+def generator_source(cfg: ImageSourceConfig, backbone, prompts: list[str]):
+    """A pool of the backbone's samples. Sample i: prompt i (cycled), seed seed * samples + i, the cfg scale
+    of its contiguous block."""
     C, h, w = backbone.latent_shape(cfg.size, cfg.size)
     times = backbone.schedule(cfg.num_steps, h, w)
     images = []
@@ -136,31 +113,3 @@ def _generator_source(cfg: ImageSourceConfig, backbone):
             images.append(backbone.decode(z0).float().cpu())
     pool = torch.cat(images)
     return _cycle(lambda i: pool[i], lambda i: prompts[i % len(prompts)], len(pool), cfg.seed)
-
-
-def score_captions(cfg: ImageSourceConfig, n: int, caption_file: str = "") -> list[str]:
-    """The distillation score term's caption set: the first n distinct lines of `caption_file`, else of
-    the prompts the images are sampled for (the generator kind's), else tiny-world training captions."""
-    if caption_file:
-        from launch.prompt_file import read_prompt_file
-
-        pool = read_prompt_file(caption_file)
-    elif cfg.kind == "folder":
-        raise ValueError("images.kind=folder has no captions for the score term: set stitch.caption_file to a "
-                         "prompt file (one caption per line), or stitch.distill.score_weight=0")
-    else:
-        pool = _generator_prompts(cfg)
-    return list(dict.fromkeys(pool))[:n]
-
-
-def _generator_prompts(cfg: ImageSourceConfig) -> list[str]:
-    """The prompt file's lines, or tiny-world training captions (never a held-out evaluation prompt)."""
-    if cfg.path:
-        from launch.prompt_file import read_prompt_file
-
-        return read_prompt_file(cfg.path)
-    from world.clip import captioned_scenes
-    from world.prompts import EVAL_PER_FAMILY, all_held_out
-
-    held_out = all_held_out(EVAL_PER_FAMILY)
-    return [spec.text() for _, spec in captioned_scenes(cfg.samples, np.random.default_rng(cfg.seed), exclude=held_out)]

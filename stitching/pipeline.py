@@ -6,6 +6,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import matplotlib
 
@@ -16,8 +17,8 @@ from tqdm import tqdm  # noqa: E402
 
 from diffusion.flow_model import FlowModel  # noqa: E402
 from stitching.distill import DistillConfig, distill  # noqa: E402
-from stitching.images import ImageSourceConfig, image_source, score_captions  # noqa: E402
-from stitching.reports import calibration, fidelity, trajectory_latents  # noqa: E402
+from stitching.images import ImageBatch  # noqa: E402
+from stitching.reports import calibration, trajectory_latents  # noqa: E402
 from stitching.search import SearchResult, backbone_taps, latent_taps, search_stitch_point  # noqa: E402
 from value.baselines import MonteCarloValue, TweedieValue  # noqa: E402
 from value.reward_model import RewardModel  # noqa: E402
@@ -28,7 +29,7 @@ from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, Stit
 class StitchConfig:
     """max_i: backbone blocks searched (0: all); max_j: reward blocks searched (the paper's j <= 4).
     vae_stitch_steps: distillation steps of the VAE-stitch ablation (0 skips it). caption_file: the
-    captions of distillation's score term (one per line; empty: see `stitching.images.score_captions`).
+    captions of distillation's score term (one per line; empty: the prompts the images show, launch/stitch.py).
     prompted: the backbone reads each latent's prompt, not the null prompt (`BackboneFeatures`); the
     stage-1 fit that initialises the stitch stays on null-prompt features."""
 
@@ -71,12 +72,6 @@ def spread_prompts(prompts: list[str], n: int, per_prompt: int) -> list[str]:
     distinct = -(-n // per_prompt)
     chosen = prompts[:: max(len(prompts) // distinct, 1)]
     return [chosen[(k // per_prompt) % len(chosen)] for k in range(n)]
-
-
-def reads_tiny_world(images: ImageSourceConfig) -> bool:
-    """Fidelity scores the tiny world's test scenes: meaningful when the value was trained in it, on its
-    rendered scenes or on the backbone's samples for its captions (no prompt file)."""
-    return images.kind == "tiny_world" or (images.kind == "generator" and not images.path)
 
 
 def probe_batches(source, cfg: StitchConfig):
@@ -165,26 +160,21 @@ def plot_reports(fid: dict | None, cal: dict | None, cal_null: dict | None, run_
         plot_calibration(cal_null, run_dir / "calibration_null_prompt.png", "the null-prompt truth")
 
 
-def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceConfig, stitch: StitchConfig,
-               report: ReportConfig, prompts: list[str], height: int, width: int, seed: int, run_dir: Path,
+def run_stitch(backbone: FlowModel, reward: RewardModel, source: Callable[[int, int], ImageBatch], *,
+               stitch: StitchConfig, report: ReportConfig, captions: list[str],
+               prompts: list[str], fidelity: Callable | None, height: int, width: int, seed: int, run_dir: Path,
                card: dict) -> dict:
-    """The whole pipeline; returns the summary (also written to run_dir/summary.json)."""
+    """The whole pipeline; returns the summary (also written to run_dir/summary.json).
+
+    source: the clean images, batch(step, size) (`stitching.images`). captions: the score term's (used
+    when stitch.distill.score_weight > 0). prompts: the calibration's. fidelity: the world's report,
+    fidelity(value, reward, backbone, ts=, n=, seed=) -> dict, or None where there is none."""
     start = time.perf_counter()
-    if images.kind == "folder" and (stitch.prompted or stitch.distill.teacher != "clean"):
-        raise ValueError(
-            f"stitch.prompted={stitch.prompted} and stitch.distill.teacher={stitch.distill.teacher} read each image's "
-            "prompt, and images.kind=folder has none: use images.kind=generator (with images.path=<prompt file>), "
-            "or stitch.prompted=false stitch.distill.teacher=clean"
-        )
-    source = image_source(images, backbone)
     probe = probe_batches(source, stitch)
     searched = search_stitch_point(*backbone_taps(backbone, stitch.max_i or None), reward, probe, max_j=stitch.max_j, seed=seed)
     save_search(searched, run_dir, "search")
     features = BackboneFeatures(backbone, searched.best.i, prompted=stitch.prompted)
     value = new_value(features, reward, searched, stitch.bottleneck, seed)
-    captions = []
-    if stitch.distill.score_weight:
-        captions = score_captions(images, stitch.distill.score_captions, stitch.caption_file)
     with open(run_dir / "metrics.jsonl", "a") as metrics:
         stats = train_value(value, reward, backbone, source, stitch.distill, captions, run_dir / "checkpoints",
                             metrics, "stitched")
@@ -203,7 +193,7 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, *, images: ImageSourceC
         save_stitched(estimators["vae_stitch"], run_dir / "value_vae_stitch", {**card, "resolution": [height, width]})
     value.eval()
     fid = None
-    if report.fidelity_scenes and reads_tiny_world(images):
+    if report.fidelity_scenes and fidelity is not None:
         fid = fidelity(value, reward, backbone, ts=report.ts, n=report.fidelity_scenes, seed=seed)
     cal = cal_null = None
     if report.calibration_latents:

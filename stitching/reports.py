@@ -1,10 +1,8 @@
 """How good a value model is, measured two ways.
 
-- Fidelity (StitchVM's Table 5, in the tiny world): on test scenes noised to t, does the value still do
-  the reward model's own job, zero-shot classification and ranking a caption above its hard negative,
-  next to the clean reward model on the clean images; and the rank correlation of its scores with the
-  clean reward's. Beside each, the same metrics of a training-free reference (`tweedie_reader`), which
-  says how much of the clean model's accuracy survives the latent and the noise at all.
+- Fidelity (StitchVM's Table 5; the tiny world's test scenes, `world.fidelity`): noised latents read
+  through `stitched_reader`, and beside them a training-free reference (`tweedie_reader`), which says
+  how much of the clean model's accuracy survives the latent and the noise at all.
 - Calibration against the true value (the paper does not report it): for latents z_t from base-model
   trajectories, the truth is the mean reward of many posterior rollouts from z_t (`MonteCarloValue`);
   per t, Spearman, Pearson and MSE of each estimator against it, and, where prompts repeat, the mean
@@ -69,39 +67,6 @@ def tweedie_reader(reward, backbone: FlowModel, t: float, seed: int) -> NoisedRe
     trip, what the clean reward keeps through the latent alone."""
     tweedie = TweedieValue(backbone, reward, prompted=False)
     return NoisedReader(lambda z, t_: tweedie.estimate(z, t_, [""] * z.shape[0]), reward, backbone, t, seed)
-
-
-def _accuracies(reward, bank, n: int, seed: int) -> dict:
-    from world import clip as world_clip
-
-    return {"zero_shot_acc": world_clip.zero_shot_acc(reward, bank, "test", n, seed=seed + 1),
-            "pairwise_acc": world_clip.pairwise_acc(reward, bank, "test", n, seed=seed + 2)}
-
-
-@torch.no_grad()
-def fidelity(value: StitchedValue, reward, backbone: FlowModel, *, ts: list[float], n: int, seed: int) -> dict:
-    """Tiny-world test scenes. Returns {"clean": {zero_shot_acc, pairwise_acc, "vae_round_trip": {the
-    same}}, "<t>": {zero_shot_acc, pairwise_acc, spearman_vs_clean, "tweedie": {the same}}}: the
-    stitched value's, and beside it `tweedie_reader`'s, the reference that no training went into."""
-    from world import clip as world_clip
-    from world.scenes import DigitBank, render_batch
-
-    bank = DigitBank(seed)
-    out = {"clean": {**_accuracies(reward, bank, n, seed),
-                     "vae_round_trip": _accuracies(tweedie_reader(reward, backbone, 0.0, seed + 4), bank, n, seed)}}
-    rng = np.random.default_rng(seed + 3)
-    pairs = world_clip.captioned_scenes(n, rng)
-    images, captions = render_batch([s for s, _ in pairs], bank, "test", rng), [p.text() for _, p in pairs]
-    clean_scores = reward(images, captions).cpu()
-
-    def row(reader: NoisedReader) -> dict:
-        spearman_vs_clean = spearman(reader(images, captions).cpu(), clean_scores)
-        return {**_accuracies(reader, bank, n, seed), "spearman_vs_clean": spearman_vs_clean}
-
-    for t in ts:
-        out[f"{t:g}"] = {**row(stitched_reader(value, backbone, t, seed + 4)),
-                         "tweedie": row(tweedie_reader(reward, backbone, t, seed + 4))}
-    return out
 
 
 @torch.no_grad()

@@ -36,3 +36,10 @@ def test_generator_value_and_stitching_know_nothing_of_ray_or_deepspeed():
     pattern = re.compile(r"^\s*(import|from)\s+(ray|deepspeed)\b", re.M)
     for path in _sources("diffusion", "value", "stitching"):
         assert not pattern.search(path.read_text()), f"{path} imports ray or deepspeed"
+
+
+def test_the_world_and_the_launch_scripts_sit_above_every_layer():
+    """The tiny world is a preset: the layers that must also serve SD3.5 and FLUX get its data passed down."""
+    pattern = re.compile(r"^\s*(import|from)\s+(world|launch)\b", re.M)
+    for path in _sources(*PACKAGES):
+        assert not pattern.search(path.read_text()), f"{path} imports world/ or launch/; pass their data down instead"

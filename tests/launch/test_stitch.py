@@ -7,11 +7,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from diffusion.model_config import ModelConfig, build_flow_model
 from value.reward_config import RewardConfig, build_reward_model
 from value.stitched import load_stitched
+from world.prompts import EVAL_PER_FAMILY, all_held_out
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = [
@@ -76,3 +80,24 @@ def test_a_prompted_value_on_the_one_step_target_builds_and_loads_prompted(tmp_p
 def test_prompted_features_on_captionless_files_are_refused(tmp_path, mini_world):
     out = _run(tmp_path / "run", mini_world, "stitch.prompted=true", "images.kind=folder", f"images.path={tmp_path}")
     assert out.returncode != 0 and "images.kind=folder has none" in out.stderr
+
+
+def _config(*overrides):
+    import launch.stitch  # noqa: F401  (registers the schemas)
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        return OmegaConf.to_object(compose("stitch", overrides=["run_dir=unused", *overrides]))
+
+
+def test_score_captions_are_distinct_training_captions_or_a_files_lines(tmp_path):
+    from launch.stitch import score_captions
+
+    captions = score_captions(_config("images.kind=tiny_world", "stitch.distill.score_captions=64"))
+    assert len(captions) == len(set(captions)) == 64
+    assert not set(captions) & set(all_held_out(EVAL_PER_FAMILY))  # never an evaluation prompt
+    (tmp_path / "captions.txt").write_text("a red seven\ntwo blue threes\na red seven\n")
+    folder = ["images.kind=folder", f"images.path={tmp_path}"]
+    assert score_captions(_config(*folder, f"stitch.caption_file={tmp_path / 'captions.txt'}")) == ["a red seven", "two blue threes"]
+    with pytest.raises(ValueError, match="stitch.caption_file"):
+        score_captions(_config(*folder))
+    assert score_captions(_config(*folder, "stitch.distill.score_weight=0")) == []
