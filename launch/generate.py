@@ -41,7 +41,8 @@ def main(raw: DictConfig) -> None:
     out = generate_and_score(
         model, reward, prompts, seeds, sampler=cfg.sampler, height=cfg.height, width=cfg.width, batch_size=cfg.batch_size
     )
-    save_grid(out.images, run_dir / "samples.png", columns=cfg.samples_per_prompt, scale=max(1, 128 // cfg.width))
+    save_grid(out.images, run_dir / "samples.png", columns=cfg.samples_per_prompt, scale=max(1, 128 // cfg.width),
+              labels=out.prompts)
     with open(run_dir / "samples.jsonl", "w") as f:
         for prompt, seed, r in zip(out.prompts, out.seeds, out.rewards.tolist(), strict=True):
             f.write(json.dumps({"prompt": prompt, "seed": seed, "reward": r}) + "\n")

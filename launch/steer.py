@@ -89,7 +89,7 @@ def run(cfg: SteerJobConfig, run_dir: Path) -> dict:
     out, peak = steer(steerer, expanded, seeds, cfg.batch_size)
     images = out.images.float().cpu()
     correct = verifier.correct(images, expanded).tolist() if verifier else [None] * len(expanded)
-    save_grid(images, run_dir / "samples.png", columns=cfg.samples_per_prompt, scale=max(1, 128 // cfg.width))
+    save_grid(images, run_dir / "samples.png", columns=cfg.samples_per_prompt, scale=max(1, 128 // cfg.width), labels=expanded)
     with open(run_dir / "samples.jsonl", "w") as f:
         for prompt, seed, r, ok in zip(expanded, seeds, out.rewards.tolist(), correct, strict=True):
             f.write(json.dumps({"prompt": prompt, "seed": seed, "reward": r, "verifier_correct": ok}) + "\n")

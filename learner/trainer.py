@@ -79,7 +79,8 @@ class Trainer:
         row.update({f"eval/reward/{k_}": v.mean().item() for k_, v in out.reward_terms.items()})
         if self.verifier is not None:
             row.update({f"eval/{k_}": v for k_, v in self.verifier.report(out.images, prompts).items()})
-        save_grid(out.images[: 16 * k], self.run_dir / "samples" / f"eval_step_{self.step:06d}.png", columns=2 * k, scale=3)
+        save_grid(out.images[: 16 * k], self.run_dir / "samples" / f"eval_step_{self.step:06d}.png", columns=2 * k, scale=3,
+                  labels=prompts[: 16 * k])
         return row
 
     def save_checkpoint(self, wall: float) -> Path:

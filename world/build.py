@@ -149,7 +149,8 @@ def _prompt_acc(model, reward, verifier, prompts, cfg: WorldConfig, cfg_scale: f
     for family in FAMILIES:
         family_prompts = set(eval_prompts(family, cfg.eval_prompts_per_family))
         rows = [i for i, p in enumerate(expanded) if p in family_prompts][: 8 * cfg.eval_samples_per_prompt]
-        save_grid(out.images[rows], grid_dir / f"{family}_{tag}.png", columns=cfg.eval_samples_per_prompt, scale=4)
+        save_grid(out.images[rows], grid_dir / f"{family}_{tag}.png", columns=cfg.eval_samples_per_prompt, scale=4,
+                  labels=[expanded[i] for i in rows])
     return report
 
 
