@@ -32,6 +32,16 @@ class FlowModel(nn.Module, ABC):
     def encode_prompt(self, prompts: list[str]) -> Conditioning:
         """Encode B prompts (the empty string is the null prompt used by CFG)."""
 
+    def conditions(self, prompts: list[str], cfg_scale: float) -> tuple[Conditioning, Conditioning | None]:
+        """The prompts' conditioning and, under CFG (cfg_scale != 1), the null prompt's, one row per prompt."""
+        null = self.encode_prompt([""] * len(prompts)) if cfg_scale != 1.0 else None
+        return self.encode_prompt(prompts), null
+
+    def null_condition(self, cfg_scale: float) -> Conditioning | None:
+        """The null prompt's conditioning under CFG, encoded once for a whole job (`.index([0] * B)` per
+        batch); None without CFG."""
+        return self.encode_prompt([""]) if cfg_scale != 1.0 else None
+
     # ---- the velocity field and its features ----------------------------------------------
     @abstractmethod
     def velocity(self, z: torch.Tensor, t: torch.Tensor, cond: Conditioning) -> torch.Tensor:

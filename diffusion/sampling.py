@@ -1,5 +1,5 @@
-"""Flow-matching samplers written as plain loops: Euler ODE, an SDE, classifier-free guidance, and
-sampling that stops at step k and returns the partial trajectory.
+"""Flow-matching samplers: Euler ODE, an SDE, classifier-free guidance, and sampling that stops at step k
+and returns the partial trajectory, all through one loop (`integrate`) whose steps `StepHooks` extend.
 
 Time runs from t = 1 (noise) to t = 0 (clean). Every sample draws its noise from its own generator
 seeded with its own seed, so a sample does not depend on which batch it was drawn in, and stopping
@@ -110,6 +110,11 @@ def sampler_step(
     return euler_step(z, u, t, t_next)
 
 
+def seeded_generators(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per sample, seeded with its own seed: a sample's noise never depends on its batch."""
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
 def sample(
     model,
     cond: Conditioning,
@@ -120,17 +125,19 @@ def sample(
     config: SamplerConfig,
     null_cond: Conditioning | None = None,
     stop: int | None = None,
+    hooks: "StepHooks | None" = None,
 ) -> Trajectory:
     """Sample B = len(seeds) latents, stopping after `stop` steps (None: all of them).
 
     cond: B conditionings (one per sample); times (num_steps + 1,) from the model's schedule;
-    latent_shape (C, h, w). Gradients flow if the caller enables them.
+    latent_shape (C, h, w). Gradients flow if the caller enables them (or `hooks` does, per step).
     """
     if len(cond) != len(seeds):
         raise ValueError(f"{len(cond)} conditionings for {len(seeds)} seeds; give one seed per sample")
-    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    generators = seeded_generators(seeds)
     z = per_sample_normal(latent_shape, generators, cond.prompt_embeds.device).to(cond.prompt_embeds.dtype)
-    return _integrate(model, z, cond, times, 0, stop, generators, config, null_cond)
+    return integrate(model, z, cond, times=times, generators=generators, config=config, null_cond=null_cond,
+                     stop=stop, hooks=hooks)
 
 
 def rollout_from(
@@ -150,22 +157,48 @@ def rollout_from(
     """
     if len(cond) != len(seeds) or z.shape[0] != len(seeds):
         raise ValueError(f"{z.shape[0]} latents, {len(cond)} conditionings, {len(seeds)} seeds: give one of each per sample")
-    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    return _integrate(model, z, cond, times, start, None, generators, config, null_cond)
+    return integrate(model, z, cond, times=times, generators=seeded_generators(seeds), config=config,
+                     null_cond=null_cond, start=start)
 
 
-def _integrate(model, z, cond, times, start: int, stop: int | None, generators, config: SamplerConfig, null_cond) -> Trajectory:
-    """Steps start..stop-1 of the schedule from z at times[start]."""
+class StepHooks:
+    """What a sampler adds to the plain loop of `integrate`, step by step (step k runs from times[k] to
+    times[k + 1]; t_batch is times[k] per row). The defaults are the plain sampler: DRaFT differentiates
+    its last steps (`grad_enabled`), DPS adds a value gradient (`velocity`, `step`), FK steering resamples
+    and proposes particles (`step`)."""
+
+    def grad_enabled(self, k: int) -> bool | None:
+        """Whether step k builds a graph; None leaves the caller's mode."""
+        return None
+
+    def velocity(self, model, k: int, z: torch.Tensor, t_batch: torch.Tensor, cond: Conditioning,
+                 null_cond: Conditioning | None, config: SamplerConfig) -> torch.Tensor:
+        return guided_velocity(model, z, t_batch, cond, null_cond, config.cfg_scale)
+
+    def step(self, k: int, z: torch.Tensor, u: torch.Tensor, t: float, t_next: float,
+             generators: list[torch.Generator], config: SamplerConfig) -> torch.Tensor:
+        return sampler_step(z, u, t, t_next, generators, config)
+
+
+def integrate(
+    model, z: torch.Tensor, cond: Conditioning, *, times: torch.Tensor, generators: list[torch.Generator],
+    config: SamplerConfig, null_cond: Conditioning | None = None, start: int = 0, stop: int | None = None,
+    hooks: StepHooks | None = None,
+) -> Trajectory:
+    """Steps start..stop-1 of the schedule from z (B, C, h, w) at times[start]: the package's one loop over
+    a schedule. Row i's SDE noise comes from generators[i]."""
     num_steps = times.shape[0] - 1
     stop = num_steps if stop is None else stop
     if not 0 <= start <= stop <= num_steps:
         raise ValueError(f"start={start}, stop={stop}: outside 0..{num_steps} (the schedule's number of steps)")
-    device = z.device
+    hooks = hooks or StepHooks()
     latents = [z]
     for k in range(start, stop):
         t, t_next = times[k].item(), times[k + 1].item()
-        t_batch = torch.full((z.shape[0],), t, device=device, dtype=z.dtype)
-        u = guided_velocity(model, z, t_batch, cond, null_cond, config.cfg_scale)
-        z = sampler_step(z, u, t, t_next, generators, config)
+        grad = hooks.grad_enabled(k)
+        with torch.set_grad_enabled(torch.is_grad_enabled() if grad is None else grad):
+            t_batch = torch.full((z.shape[0],), t, device=z.device, dtype=z.dtype)
+            u = hooks.velocity(model, k, z, t_batch, cond, null_cond, config)
+            z = hooks.step(k, z, u, t, t_next, generators, config)
         latents.append(z)
     return Trajectory(latents=torch.stack(latents), times=times[start : stop + 1].clone())

@@ -121,6 +121,11 @@ class SteerJobConfig(PromptJobConfig):
     batch_size: int = 16
     run_dir: str = "runs/steer"
 
+    def __post_init__(self):
+        super().__post_init__()
+        if self.steer.needs_value:
+            self.steer.value.check_path("steer.value", f"steer.method={self.steer.method!r}")
+
 
 def register_schemas() -> None:
     """The schemas, and the ${world:<component>} and ${repo:<path>} resolvers the presets use for paths."""

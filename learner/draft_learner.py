@@ -39,7 +39,7 @@ class DraftLearner(Learner):
         _, h, w = self.latent_shape
         self.times = model.schedule(s.draft.sampler.num_steps, h, w)
         with torch.no_grad():
-            self.null = model.encode_prompt([""]) if s.draft.sampler.cfg_scale != 1.0 else None
+            self.null = model.null_condition(s.draft.sampler.cfg_scale)
         reward = WeightedReward.from_config(s.rewards).to(device).eval().requires_grad_(False)
         if s.draft.stop_window is None:
             self.score = DecodedReward(model, reward)

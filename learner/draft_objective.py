@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig, guided_velocity, per_sample_normal, sampler_step
+from diffusion.sampling import SamplerConfig, StepHooks, guided_velocity, sample
 from diffusion.schedule import stop_window
 from value.value_config import ValueConfig
 
@@ -66,25 +66,33 @@ class GradTail:
     velocities: list[torch.Tensor]  # u_theta(z_k), with graph
 
 
+class _DifferentiateLastSteps(StepHooks):
+    """Steps from `first` on build a graph and keep their inputs and policy velocities."""
+
+    def __init__(self, first: int):
+        self.first, self.step_inputs, self.velocities = first, [], []
+
+    def grad_enabled(self, k: int) -> bool:
+        return k >= self.first
+
+    def velocity(self, model, k, z, t_batch, cond, null_cond, config):
+        u = super().velocity(model, k, z, t_batch, cond, null_cond, config)
+        if k >= self.first:
+            self.step_inputs.append((z.detach(), t_batch))
+            self.velocities.append(u)
+        return u
+
+
 def rollout_with_grad_tail(
     policy, cond: Conditioning, *, times: torch.Tensor, seeds: list[int], latent_shape: tuple[int, int, int],
     sampler: SamplerConfig, stop: int, grad_steps: int, null_cond: Conditioning | None = None,
 ) -> GradTail:
     """Steps 0..stop-1 of the schedule from seeded noise; only the last `grad_steps` build a graph.
     policy: anything with .velocity(z, t, cond). Row i's noise comes from seeds[i], as in sampling.sample."""
-    generators = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    z = per_sample_normal(latent_shape, generators, cond.prompt_embeds.device).to(cond.prompt_embeds.dtype)
-    step_inputs, velocities = [], []
-    for k in range(stop):
-        t, t_next = times[k].item(), times[k + 1].item()
-        t_batch = torch.full((z.shape[0],), t, device=z.device, dtype=z.dtype)
-        with torch.set_grad_enabled(k >= stop - grad_steps):
-            u = guided_velocity(policy, z, t_batch, cond, null_cond, sampler.cfg_scale)
-            if torch.is_grad_enabled():
-                step_inputs.append((z.detach(), t_batch))
-                velocities.append(u)
-            z = sampler_step(z, u, t, t_next, generators, sampler)
-    return GradTail(z=z, t=times[stop].item(), step_inputs=step_inputs, velocities=velocities)
+    tail = _DifferentiateLastSteps(stop - grad_steps)
+    trajectory = sample(policy, cond, times=times, seeds=seeds, latent_shape=latent_shape, config=sampler,
+                        null_cond=null_cond, stop=stop, hooks=tail)
+    return GradTail(z=trajectory.final, t=times[stop].item(), step_inputs=tail.step_inputs, velocities=tail.velocities)
 
 
 def draft_loss(

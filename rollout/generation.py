@@ -56,7 +56,7 @@ def generate_and_score(
     """Full ODE/SDE rollouts (with CFG if configured), decoded and scored, in batches of `batch_size`."""
     C, h, w = model.latent_shape(height, width)
     times = model.schedule(sampler.num_steps, h, w)
-    null = model.encode_prompt([""]) if sampler.cfg_scale != 1.0 else None
+    null = model.null_condition(sampler.cfg_scale)
     images, latents, rewards = [], [], []
     t_sample = t_score = 0.0
     for start in range(0, len(prompts), batch_size):

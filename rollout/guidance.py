@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig, guided_velocity, sampler_step
+from diffusion.sampling import SamplerConfig, StepHooks, guided_velocity, integrate
 from value.value_model import ValueModel
 
 GUIDANCE_SCHEDULES = ("constant", "snr")
@@ -81,6 +81,27 @@ def velocity_and_gradient(
     return u.detach(), grad
 
 
+class _ValueGradient(StepHooks):
+    """On guided steps: the velocity with grad_z V beside it, and the step moved along it."""
+
+    def __init__(self, value: ValueModel, prompts: list[str], guidance: GuidanceConfig, guided: set[int]):
+        self.value, self.prompts, self.guidance, self.guided = value, prompts, guidance, guided
+        self.grad = None
+
+    def velocity(self, model, k, z, t_batch, cond, null_cond, config):
+        if k not in self.guided:
+            self.grad = None
+            return super().velocity(model, k, z, t_batch, cond, null_cond, config)
+        u, self.grad = velocity_and_gradient(model, self.value, z, t_batch, cond, null_cond, config.cfg_scale, self.prompts)
+        return u
+
+    def step(self, k, z, u, t, t_next, generators, config):
+        z = super().step(k, z, u, t, t_next, generators, config)
+        if self.grad is not None:
+            z = z + (t - t_next) * self.guidance.scale * self.guidance.weight(t) * self.grad
+        return z
+
+
 @torch.no_grad()
 def dps_sample(
     model, value: ValueModel, z: torch.Tensor, cond: Conditioning, prompts: list[str], *, times: torch.Tensor,
@@ -91,14 +112,5 @@ def dps_sample(
     Row i's SDE noise comes from generators[i]; with guidance.scale = 0 this is plain sampling, draw for draw.
     """
     guided = guidance.guided_steps(len(times) - 1) if guidance.scale > 0 else set()
-    for k in range(len(times) - 1):
-        t, t_next = times[k].item(), times[k + 1].item()
-        t_batch = torch.full((z.shape[0],), t, device=z.device, dtype=z.dtype)
-        if k in guided:
-            u, grad = velocity_and_gradient(model, value, z, t_batch, cond, null, sampler.cfg_scale, prompts)
-        else:
-            u, grad = guided_velocity(model, z, t_batch, cond, null, sampler.cfg_scale), None
-        z = sampler_step(z, u, t, t_next, generators, sampler)
-        if grad is not None:
-            z = z + (t - t_next) * guidance.scale * guidance.weight(t) * grad
-    return z
+    hooks = _ValueGradient(value, prompts, guidance, guided)
+    return integrate(model, z, cond, times=times, generators=generators, config=sampler, null_cond=null, hooks=hooks).final

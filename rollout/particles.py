@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig, guided_velocity, sampler_step
+from diffusion.sampling import SamplerConfig, StepHooks, integrate, sampler_step
 from rollout.guidance import step_set
 from value.reward_model import RewardModel
 from value.value_model import ValueModel
@@ -115,6 +115,32 @@ def propose(
     return candidates[scores.argmax(0), torch.arange(rows, device=z.device)], scores
 
 
+class _Particles(StepHooks):
+    """Before a resampling step's move, particles are resampled by their value potentials (the velocity
+    reused); a proposing step replaces the move by the value's pick among `fk.proposals` draws."""
+
+    def __init__(self, value: ValueModel | None, prompts: list[str], resample_generators, fk: FKConfig, num_steps: int):
+        self.value, self.prompts, self.resample_generators, self.fk = value, prompts, resample_generators, fk
+        self.resampling, self.proposing = fk.resampling(num_steps), fk.proposing(num_steps)
+        self.history, self.resamples, self.value_calls = None, 0, 0
+
+    def step(self, k, z, u, t, t_next, generators, config):
+        rows, N = z.shape[0], self.fk.particles
+        B = rows // N
+        if k in self.resampling:
+            t_batch = torch.full((rows,), t, device=z.device, dtype=z.dtype)
+            log_g, self.history = log_potential(self.value.from_velocity(z, t_batch, self.prompts, u).float(), self.history, self.fk)
+            self.value_calls += rows
+            ancestors = resample(log_g.view(B, N).cpu(), self.resample_generators, self.fk.adaptive)
+            self.resamples += int((ancestors != torch.arange(N)).any(-1).sum())
+            idx = (ancestors + N * torch.arange(B).unsqueeze(1)).flatten().to(z.device)
+            z, u, self.history = z[idx], u[idx], self.history[idx]
+        if k in self.proposing:
+            self.value_calls += self.fk.proposals * rows
+            return propose(z, u, t, t_next, self.value, self.prompts, generators, config, self.fk.proposals)[0]
+        return super().step(k, z, u, t, t_next, generators, config)
+
+
 @torch.no_grad()
 def particle_sample(
     model, value: ValueModel | None, reward: RewardModel, z: torch.Tensor, cond: Conditioning, prompts: list[str], *,
@@ -124,28 +150,12 @@ def particle_sample(
     """z (B * N, C, h, w) initial noise, cond and prompts per row, generators per row (SDE and proposal
     noise), resample_generators per prompt. `value` may be None when no step proposes or resamples."""
     N, rows = fk.particles, z.shape[0]
-    B, num_steps = rows // N, len(times) - 1
-    resampling, proposing = fk.resampling(num_steps), fk.proposing(num_steps)
-    if (resampling or proposing) and value is None:
+    B = rows // N
+    particles = _Particles(value, prompts, resample_generators, fk, len(times) - 1)
+    if (particles.resampling or particles.proposing) and value is None:
         raise ValueError("FK resampling and proposals need a value model")
-    history, resamples, value_calls = None, 0, 0
-    for k in range(num_steps):
-        t, t_next = times[k].item(), times[k + 1].item()
-        t_batch = torch.full((rows,), t, device=z.device, dtype=z.dtype)
-        u = guided_velocity(model, z, t_batch, cond, null, sampler.cfg_scale)
-        if k in resampling:
-            log_g, history = log_potential(value.from_velocity(z, t_batch, prompts, u).float(), history, fk)
-            value_calls += rows
-            ancestors = resample(log_g.view(B, N).cpu(), resample_generators, fk.adaptive)
-            resamples += int((ancestors != torch.arange(N)).any(-1).sum())
-            idx = (ancestors + N * torch.arange(B).unsqueeze(1)).flatten().to(z.device)
-            z, u, history = z[idx], u[idx], history[idx]
-        if k in proposing:
-            z, _ = propose(z, u, t, t_next, value, prompts, generators, sampler, fk.proposals)
-            value_calls += fk.proposals * rows
-        else:
-            z = sampler_step(z, u, t, t_next, generators, sampler)
+    z = integrate(model, z, cond, times=times, generators=generators, config=sampler, null_cond=null, hooks=particles).final
     images = model.decode(z)
     rewards = reward(images, prompts).float().view(B, N)
     best = rewards.argmax(-1) + N * torch.arange(B, device=rewards.device)
-    return ParticleResult(z[best], images[best], rewards.flatten()[best], resamples, value_calls)
+    return ParticleResult(z[best], images[best], rewards.flatten()[best], particles.resamples, particles.value_calls)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from diffusion.conditioning import Conditioning
-from diffusion.sampling import SamplerConfig, per_sample_normal
+from diffusion.sampling import SamplerConfig, per_sample_normal, seeded_generators
 from rollout.guidance import GuidanceConfig, dps_sample
 from rollout.particles import FKConfig, particle_sample
 from value.reward_model import RewardModel
@@ -43,8 +43,6 @@ class SteerConfig:
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"steer.method={self.method!r} is not one of {METHODS}")
-        if self.needs_value:
-            self.value.check_path("steer.value", f"steer.method={self.method!r}")
         if self.method == "fk" and self.sampler.sde_noise == 0:
             raise ValueError("steer.method='fk' needs a stochastic sampler: set sampler.sde_noise > 0")
 
@@ -81,15 +79,13 @@ class Steerer:
 
     def _noise(self, seeds: list[int], particles: int):
         """Initial latents (B * particles, C, h, w) and the per-row generators that drew them."""
-        generators = [torch.Generator().manual_seed(int(s) + n * PARTICLE_STRIDE) for s in seeds for n in range(particles)]
+        generators = seeded_generators([int(s) + n * PARTICLE_STRIDE for s in seeds for n in range(particles)])
         weight = next(self.model.transformer.parameters())
         return per_sample_normal(self.latent_shape, generators, weight.device).to(weight.dtype), generators
 
     def conditions(self, prompts: list[str]) -> tuple[Conditioning, Conditioning | None]:
         """The prompts' conditioning and, under CFG, the null prompt's (one per row)."""
-        cond = self.model.encode_prompt(prompts)
-        null = self.model.encode_prompt([""] * len(prompts)) if self.cfg.sampler.cfg_scale != 1.0 else None
-        return cond, null
+        return self.model.conditions(prompts, self.cfg.sampler.cfg_scale)
 
     def sample(self, prompts: list[str], seeds: list[int]) -> SteeredSamples:
         if len(prompts) != len(seeds):
@@ -114,7 +110,7 @@ class Steerer:
         z, generators = self._noise(seeds, fk.particles)
         rows = [p for p in prompts for _ in range(fk.particles)]
         cond, null = self.conditions(rows)
-        resample_generators = [torch.Generator().manual_seed(int(s) + RESAMPLE_SEED_OFFSET) for s in seeds]
+        resample_generators = seeded_generators([int(s) + RESAMPLE_SEED_OFFSET for s in seeds])
         out = particle_sample(model, self.value, self.reward, z, cond, rows, times=times, generators=generators,
                               resample_generators=resample_generators, sampler=cfg.sampler, fk=fk, null=null)
         seconds = time.perf_counter() - tick

@@ -107,7 +107,7 @@ class RolloutWorker:
         C, h, w = self.latent_shape
         times = self.model.schedule(sampler.num_steps, h, w)
         stops = stops if stops is not None else [sampler.num_steps] * len(prompts)
-        null = self.model.encode_prompt([""]) if sampler.cfg_scale != 1.0 else None
+        null = self.model.null_condition(sampler.cfg_scale)
         cond = Conditioning.concat([self.model.encode_prompt(prompts[s : s + self.cfg.batch_size])
                                     for s in range(0, len(prompts), self.cfg.batch_size)])
         latents = torch.empty(len(prompts), C, h, w, device=self.device, dtype=cond.prompt_embeds.dtype)

@@ -106,8 +106,8 @@ def generator_source(cfg: ImageSourceConfig, backbone, prompts: list[str]):
         sampler = SamplerConfig(num_steps=cfg.num_steps, cfg_scale=scale)
         for chunk in np.array_split(block, -(-len(block) // 64)):
             idx = chunk.tolist()
-            null = backbone.encode_prompt([""] * len(idx)) if scale != 1.0 else None
-            z0 = sample(backbone, backbone.encode_prompt([prompts[i % len(prompts)] for i in idx]), times=times,
+            cond, null = backbone.conditions([prompts[i % len(prompts)] for i in idx], scale)
+            z0 = sample(backbone, cond, times=times,
                         seeds=[cfg.seed * cfg.samples + i for i in idx], latent_shape=(C, h, w), config=sampler,
                         null_cond=null).final
             images.append(backbone.decode(z0).float().cpu())

@@ -75,9 +75,9 @@ def trajectory_latents(model: FlowModel, prompts: list[str], *, ts: list[float],
     """Base-model ODE trajectories, one per prompt -> ({step k: z at times[k], for the k whose time is
     nearest each requested t}, times)."""
     times = model.schedule(num_steps, *latent_shape[1:])
-    null = model.encode_prompt([""] * len(prompts)) if cfg_scale != 1.0 else None
+    cond, null = model.conditions(prompts, cfg_scale)
     trajectory = sample(
-        model, model.encode_prompt(prompts), times=times, seeds=[seed + k for k in range(len(prompts))],
+        model, cond, times=times, seeds=[seed + k for k in range(len(prompts))],
         latent_shape=latent_shape, config=SamplerConfig(num_steps=num_steps, cfg_scale=cfg_scale), null_cond=null,
     )
     steps = sorted({int((times - t).abs().argmin()) for t in ts})

@@ -43,3 +43,18 @@ def test_the_world_and_the_launch_scripts_sit_above_every_layer():
     pattern = re.compile(r"^\s*(import|from)\s+(world|launch)\b", re.M)
     for path in _sources(*PACKAGES):
         assert not pattern.search(path.read_text()), f"{path} imports world/ or launch/; pass their data down instead"
+
+
+def test_one_loop_over_a_schedule():
+    """diffusion.sampling.integrate is the only loop over a schedule; samplers extend it with StepHooks.
+    (FK proposals draw several candidates of one step, so rollout/particles.py may call a step.)"""
+    loop = re.compile(r"times\[k \+ 1\]")
+    step = re.compile(r"\b(euler_step|sde_step|sampler_step)\(")
+    for path in _sources(*PACKAGES, "launch", "world"):
+        name = path.relative_to(ROOT).as_posix()
+        if name == "diffusion/sampling.py":
+            continue
+        text = path.read_text()
+        assert not loop.search(text), f"{name} loops over a schedule; use diffusion.sampling.integrate with StepHooks"
+        if name != "rollout/particles.py":
+            assert not step.search(text), f"{name} takes sampler steps itself; use diffusion.sampling.integrate"

@@ -34,8 +34,7 @@ class _FromBaseModel(ValueModel):
         without CFG)."""
         if not self.prompted:
             return self.model.encode_prompt([""] * len(prompts)), None
-        null = self.model.encode_prompt([""] * len(prompts)) if self.cfg_scale != 1.0 else None
-        return self.model.encode_prompt(prompts), null
+        return self.model.conditions(prompts, self.cfg_scale)
 
 
 class TweedieValue(_FromBaseModel):
