@@ -8,7 +8,7 @@ from pathlib import Path
 import ray
 from omegaconf import DictConfig, OmegaConf
 
-from diffusion.atomic_folder import latest_checkpoint
+from diffusion.checkpoint import latest_checkpoint
 from diffusion.model_config import ModelConfig, check_model_files
 from diffusion.weights_file import check_weights_path
 from launch.prompt_file import read_prompt_file

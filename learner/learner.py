@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from diffusion.checkpoint import load_optimizer_tensors, optimizer_tensors
 from diffusion.conditioning import Conditioning
 from diffusion.device import collective_backend, resolve_device
 from diffusion.flow_model import FlowModel
@@ -225,13 +226,9 @@ class Learner:
     def save(self, folder: str) -> None:
         """Write this rank's part of a checkpoint into `folder` (the controller makes it atomic)."""
         opt = self._base_optimizer()
-        tensors = {}
-        for gi, group in enumerate(opt.param_groups):
-            for pi, p in enumerate(group["params"]):
-                tensors[f"g{gi}.p{pi}.param"] = p.detach().cpu().contiguous()
-                for key, value in opt.state.get(p, {}).items():
-                    tensors[f"g{gi}.p{pi}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        save_file(tensors, os.path.join(folder, f"optimizer_rank{self.rank}.safetensors"))
+        partitions = {f"g{gi}.p{pi}.param": p.detach().cpu().contiguous()
+                      for gi, group in enumerate(opt.param_groups) for pi, p in enumerate(group["params"])}
+        save_file({**partitions, **optimizer_tensors(opt)}, os.path.join(folder, f"optimizer_rank{self.rank}.safetensors"))
         if self.rank == 0:
             copies = {"policy": self.policy_weights(), **{name: getattr(self, name) for name in self.COPIES}}
             for name, weights in copies.items():
@@ -262,5 +259,4 @@ class Learner:
                         f"{tuple(p.shape)} here: resume with the run's learner.num_learners and learner.zero_stage"
                     )
                 p.copy_(stored)
-                keys = [k.split(".", 2)[2] for k in saved if k.startswith(f"g{gi}.p{pi}.") and not k.endswith(".param")]
-                opt.state[p] = {k: saved[f"g{gi}.p{pi}.{k}"].clone() for k in keys}
+        load_optimizer_tensors(opt, saved)

@@ -14,7 +14,7 @@ import numpy as np
 import ray
 from tqdm import tqdm
 
-from diffusion.atomic_folder import read_checkpoint_state, write_checkpoint
+from diffusion.checkpoint import read_checkpoint_state, write_checkpoint
 from diffusion.image_grid import save_grid
 from learner.job_config import JobConfig
 from learner.learner import Learner, LearnerSetup

@@ -8,25 +8,18 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from diffusion.atomic_folder import read_checkpoint_state, write_checkpoint
+from diffusion.checkpoint import load_optimizer_tensors, optimizer_tensors, read_checkpoint_state, write_checkpoint
 
 
 def save_training_state(folder: str | Path, step: int, model: torch.nn.Module, opt, sched) -> Path:
-    state = opt.state_dict()
-    tensors, scalars = {}, {}
-    for idx, per_param in state["state"].items():
-        for key, value in per_param.items():
-            name = f"{idx}.{key}"
-            if torch.is_tensor(value):
-                tensors[name] = value.detach().contiguous()
-            else:
-                scalars[name] = value
-    # LambdaLR's state_dict keeps its lambdas out (None), so the schedule's state is plain JSON.
-    meta = {"step": step, "param_groups": state["param_groups"], "scalars": scalars, "scheduler": sched.state_dict()}
+    # The groups' hyperparameters go with the state: resumed, the first step must use the saved lr, which
+    # the scheduler only sets at its next step. LambdaLR's state_dict keeps its lambdas out (None), so the
+    # schedule's state is plain JSON.
+    meta = {"step": step, "param_groups": opt.state_dict()["param_groups"], "scheduler": sched.state_dict()}
 
     def write(tmp: Path) -> None:
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-        save_file(tensors, str(tmp / "optimizer.safetensors"))
+        save_file(optimizer_tensors(opt), str(tmp / "optimizer.safetensors"))
 
     return write_checkpoint(folder, step, write, meta)
 
@@ -45,10 +38,7 @@ def load_training_state(path: str | Path, model: torch.nn.Module, opt, sched) ->
         raise ValueError(f"{mismatch} ({err})") from err
     if missing or unexpected:
         raise ValueError(f"{mismatch} (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    state: dict = {}
-    for name, value in {**load_file(str(path / "optimizer.safetensors")), **meta["scalars"]}.items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    opt.load_state_dict({"state": {}, "param_groups": meta["param_groups"]})
+    load_optimizer_tensors(opt, load_file(str(path / "optimizer.safetensors")))
     sched.load_state_dict(meta["scheduler"])
     return int(meta["step"])

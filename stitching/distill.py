@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from diffusion.atomic_folder import latest_checkpoint
+from diffusion.checkpoint import latest_checkpoint
 from stitching.checkpoint import load_training_state, save_training_state
 from stitching.images import ImageBatch
 from value.aesthetic import AestheticScore

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from diffusion.atomic_folder import latest_checkpoint
+from diffusion.checkpoint import latest_checkpoint
 from stitching.distill import DistillConfig, caption_score_loss, distill, distill_loss
 from stitching.images import ImageBatch
 from tests.tiny_models import stitched_from_fit, tiny_clip_reward
