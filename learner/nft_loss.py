@@ -1,5 +1,5 @@
-"""The DiffusionNFT objective as the official code computes it (NVlabs/DiffusionNFT, notes in
-`../shared/papers/diffusionnft_and_peers.md` section 1.3), plus the paper's plain velocity form.
+"""The DiffusionNFT objective as the official code computes it (NVlabs/DiffusionNFT; where we match and
+depart from its protocol: docs/nft.md), plus the paper's plain velocity form.
 
 Rewards -> optimality probabilities: A = (R - mean over the prompt's group) / (std over the batch + 1e-4),
 clipped to +-adv_clip, r = clamp(0.5 + A / (2 adv_clip), 0, 1). Implicit policies around the old one:
