@@ -15,16 +15,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # importable without pip install (ray --working-dir)
 
 import hydra  # noqa: E402
-import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from diffusion.device import resolve_device  # noqa: E402
 from diffusion.image_grid import save_grid  # noqa: E402
-from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import GenerateJobConfig, register_schemas  # noqa: E402
+from launch.models import model_and_reward  # noqa: E402
 from launch.run_dir import start_run_dir  # noqa: E402
 from rollout.generation import expand_prompts, generate_and_score  # noqa: E402
-from value.reward_config import build_reward_model  # noqa: E402
 
 register_schemas()
 
@@ -33,10 +30,7 @@ register_schemas()
 def main(raw: DictConfig) -> None:
     cfg: GenerateJobConfig = OmegaConf.to_object(raw)
     run_dir = start_run_dir(cfg.run_dir, raw)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    model = build_flow_model(cfg.model).to(device)
-    reward = build_reward_model(cfg.reward).to(device)
+    model, reward, device = model_and_reward(cfg)
     prompts, seeds = expand_prompts(cfg.prompt_list(), cfg.samples_per_prompt, cfg.seed)
     out = generate_and_score(
         model, reward, prompts, seeds, sampler=cfg.sampler, height=cfg.height, width=cfg.width, batch_size=cfg.batch_size

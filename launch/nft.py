@@ -9,16 +9,10 @@ Writes <run_dir>/{config.yaml, metrics.jsonl, summary.json, curves.png, samples/
 Every input is checked before Ray starts. The last line printed is the summary as one JSON object.
 """
 
-import json
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # importable without pip install (ray --working-dir)
-
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # importable without pip install (ray --working-dir)
 
 from launch import training_job  # noqa: E402
 from launch.config_schema import register_schemas  # noqa: E402
@@ -26,16 +20,7 @@ from learner.nft_config import NFTJobConfig  # noqa: E402
 from learner.nft_trainer import NFTTrainer  # noqa: E402
 
 register_schemas()
-
-
-def run(raw: DictConfig, overrides: list[str]) -> dict:
-    return training_job.run(raw, overrides, NFTJobConfig, NFTTrainer)
-
-
-@hydra.main(config_path="../configs", config_name="nft", version_base=None)
-def main(raw: DictConfig) -> None:
-    print(json.dumps(run(raw, list(HydraConfig.get().overrides.task))))
-
+run, main = training_job.entry_point("nft", NFTJobConfig, NFTTrainer)
 
 if __name__ == "__main__":
     main()

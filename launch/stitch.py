@@ -17,17 +17,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # importable without pip install (ray --working-dir)
 
 import hydra  # noqa: E402
-import torch  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
-from diffusion.device import resolve_device  # noqa: E402
-from diffusion.model_config import build_flow_model  # noqa: E402
 from launch.config_schema import StitchJobConfig, register_schemas  # noqa: E402
+from launch.models import model_and_reward  # noqa: E402
 from launch.prompt_file import read_prompt_file  # noqa: E402
 from launch.run_dir import start_run_dir  # noqa: E402
 from stitching.images import ImageSourceConfig, folder_source, generator_source  # noqa: E402
 from stitching.pipeline import run_stitch  # noqa: E402
-from value.reward_config import build_reward_model  # noqa: E402
 
 register_schemas()
 
@@ -88,10 +85,7 @@ def fidelity_report(images: ImageSourceConfig):
 def main(raw: DictConfig) -> None:
     cfg: StitchJobConfig = OmegaConf.to_object(raw)
     run_dir = start_run_dir(cfg.run_dir, raw)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    backbone = build_flow_model(cfg.model).to(device)
-    reward = build_reward_model(cfg.reward).to(device)
+    backbone, reward, _ = model_and_reward(cfg)
     card = {"backbone": OmegaConf.to_container(raw.model), "reward": OmegaConf.to_container(raw.reward)}
     summary = run_stitch(
         backbone, reward, image_source(cfg.images, backbone), stitch=cfg.stitch,

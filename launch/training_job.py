@@ -5,7 +5,9 @@ import json
 import os
 from pathlib import Path
 
+import hydra
 import ray
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from diffusion.checkpoint import latest_checkpoint
@@ -127,3 +129,17 @@ def run(raw: DictConfig, overrides: list[str], schema: type[JobConfig], trainer:
         return job.fit()
     finally:
         job.shutdown()
+
+
+def entry_point(config_name: str, schema: type[JobConfig], trainer: type[Trainer]):
+    """(run, main) of a training script: run(raw, overrides) -> summary for callers that compose their own
+    config (tests, benchmarks); main, the Hydra command line, printing the summary as its last line."""
+
+    def run_job(raw: DictConfig, overrides: list[str]) -> dict:
+        return run(raw, overrides, schema, trainer)
+
+    @hydra.main(config_path=str(REPO / "configs"), config_name=config_name, version_base=None)
+    def main(raw: DictConfig) -> None:
+        print(json.dumps(run_job(raw, list(HydraConfig.get().overrides.task))))
+
+    return run_job, main
