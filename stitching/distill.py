@@ -7,9 +7,9 @@ tower copy; the backbone and the teacher are frozen.
 
 Why the one-step target (not in the paper): with the clean image the student regresses E[r(x0) | z_t]
 from one draw x0 per noised latent, whose spread at high t swamps what tells one prompt's latents apart;
-the one-step estimate is a function of z_t itself. Measured on the tiny world (README, "The value
-stitcher"): with a prompt-read (4, 1) stitch it lifts the Spearman among one prompt's latents at t = .89
-/ .73 / .52 from .09 / .32 / .48 to .22 / .55 / .65.
+the one-step estimate is a function of z_t itself. Measured on the tiny world
+(docs/results/2026-12-01-stitch.md): with a prompt-read (4, 1) stitch it lifts the Spearman among one
+prompt's latents at t = .89 / .73 / .52 from .09 / .32 / .48 to .22 / .55 / .65.
 
 t is logit-normal (centre-biased: both ends carry little signal). Losses (StitchVM App. D.1):
 CLIP-like rewards: squared L2 between the L2-normalised embeddings + token_weight x the per-token MSE

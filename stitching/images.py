@@ -6,7 +6,7 @@ Why the backbone's own samples: a value is asked about latents on the base model
 student only learns E[r(x0) | z_t] where its training x0 come from that model. Measured on the tiny world
 (generator x preference, (i, j) = (4, 1), 800 steps): Spearman against the Monte Carlo truth at t = .89 /
 .73 / .52 / .27 / .15 is .31 / .48 / .66 / .68 / .62 on 3,000 samples against .27 / .47 / .63 / .65 / .62
-on rendered scenes (README, "The value stitcher").
+on rendered scenes (docs/results/2026-12-01-stitch.md).
 
 A source is batch(step, size) -> an `ImageBatch` of `size` images and their prompts, a function of the
 step alone, so a resumed run sees the images an uninterrupted one would have. The launch script picks

@@ -84,8 +84,8 @@ class BackboneFeatures(nn.Module):
 
     Under the fixed null prompt (the paper's), the prompt reaches the value only at the reward's text
     tower, so the value can model E[r(x0) | z_t] under the null-prompt posterior alone. With `prompted`
-    the blocks read each sample's own prompt, as the sampler that produced z_t did (README, "What the
-    stitched value estimates"); encodings are cached per prompt, the first `cache_size` kept.
+    the blocks read each sample's own prompt, as the sampler that produced z_t did (measured in
+    docs/results/2026-12-01-stitch.md); encodings are cached per prompt, the first `cache_size` kept.
     """
 
     def __init__(self, backbone: FlowModel, i: int, *, prompted: bool = False, cache_size: int = 4096):

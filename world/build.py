@@ -38,7 +38,7 @@ class WorldConfig:
     verifier_steps: int = 1500  # 1,200 measured 0.972 on one machine, 0.9695 on another (gate 0.97)
     vae_steps: int = 1000
     # 400 steps at 1e-3 reached 24.5 dB but shifted colours: the preference reward's zero-shot fell from
-    # 0.97 on rendered scenes to 0.56 on their round trip. 1000 at 3e-3: 33 dB, 0.91 (README, world).
+    # 0.97 on rendered scenes to 0.56 on their round trip. 1000 at 3e-3: 33 dB, 0.91 (docs/results/2026-12-01-world.md).
     vae_lr: float = 3e-3
     clip_steps: int = 1500
     preference_steps: int = 400
