@@ -57,6 +57,11 @@ def load_optimizer_tensors(opt: torch.optim.Optimizer, tensors: dict[str, torch.
     """The inverse of `optimizer_tensors` for an optimizer over the same parameters. Moments go to their
     parameter's device; `step` stays on the CPU, as torch keeps it for a non-fused AdamW. A key "param"
     (the learners' fp32 partition, saved beside its state) is not state and is skipped."""
+    known = {f"g{gi}.p{pi}." for gi, group in enumerate(opt.param_groups) for pi in range(len(group["params"]))}
+    foreign = [k for k in tensors if k[: k.find(".", k.find(".") + 1) + 1] not in known]
+    if foreign:
+        raise ValueError(f"the optimizer state holds tensors of no parameter here ({foreign[:3]}): it was written for "
+                         "other parameters or by an older version; start the run in a fresh directory")
     for gi, group in enumerate(opt.param_groups):
         for pi, p in enumerate(group["params"]):
             prefix = f"g{gi}.p{pi}."

@@ -1,6 +1,7 @@
 """Training checkpoints: an optimizer's state through safetensors and back resumes exactly; only complete
 step folders count, and the newest two are kept."""
 
+import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -36,6 +37,14 @@ def test_optimizer_state_round_trips_through_safetensors_and_resumes_exactly(tmp
         _step(resumed, resumed_opt, k)
     for a, b in zip(whole.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_state_of_other_parameters_is_refused():
+    _, opt = _model_and_opt()
+    with pytest.raises(ValueError, match="no parameter here.*fresh directory"):
+        load_optimizer_tensors(opt, {"0.exp_avg": torch.zeros(8, 4)})  # the stitcher's older layout
+    with pytest.raises(ValueError, match="no parameter here"):
+        load_optimizer_tensors(opt, {"g0.p9.exp_avg": torch.zeros(1)})
 
 
 def test_only_complete_checkpoints_count_and_two_are_kept(tmp_path):
