@@ -1,6 +1,7 @@
-"""Value-DPS vs Tweedie-DPS: sweep each method's guidance scale, keep each one's best setting by reward,
-then time both (alternating, same prompts and seeds) and measure their peak memory, each in a fresh
-process. Also predicts the ratio for the real configs from FLOP counts of meta-device models.
+"""Value-DPS vs Tweedie-DPS, and the value-guided tilt toward p exp(r / beta): sweep each method's strength
+(the DPS scale, the tilt's beta), keep each one's best setting by reward, then time them (alternating,
+same prompts and seeds) and measure their peak memory, each in a fresh process. Also predicts the DPS
+ratio for the real configs from FLOP counts of meta-device models.
 
     python benchmarks/dps.py                                   # the tiny world, CPU (~5 min)
     python benchmarks/dps.py --per-family 4 --value-scales 8,16 --tweedie-scales 0.4,0.8
@@ -136,6 +137,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=2, help="samples per prompt")
     parser.add_argument("--value-scales", default="32,64,128,256,512,1024")
     parser.add_argument("--tweedie-scales", default="6.4,12.8,25.6,51.2,102.4,204.8,409.6")
+    parser.add_argument("--tilt-betas", default="0.04,0.02,0.01,0.005", help="the value tilt's temperatures (gamma 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timing passes of each best setting")
     parser.add_argument("--peak-memory-of", default="", help=argparse.SUPPRESS)
     parser.add_argument("overrides", nargs="*", help="configs/steer.yaml overrides, e.g. steer.value.path=...")
@@ -149,11 +151,13 @@ def main() -> None:
     seeds = list(range(len(prompts)))
     rows = {"plain": evaluate([*args.overrides, "steer.method=plain"], prompts, seeds, verifier)}
     print(json.dumps({"plain": rows["plain"]}), flush=True)
-    sweeps = {"value_dps": ("stitched", args.value_scales), "tweedie_dps": ("tweedie", args.tweedie_scales)}
+    sweeps = {"value_dps": ("dps", "stitched", "guidance.scale", args.value_scales),
+              "tweedie_dps": ("dps", "tweedie", "guidance.scale", args.tweedie_scales),
+              "value_tilt": ("tilt", "stitched", "tilt.beta", args.tilt_betas)}
     best = {}
-    for method, (value, scales) in sweeps.items():
-        for scale in [float(s) for s in scales.split(",")]:
-            overrides = [*args.overrides, "steer.method=dps", f"steer.value.kind={value}", f"steer.guidance.scale={scale}"]
+    for method, (kind, value, knob, scales) in sweeps.items():
+        for scale in [float(s) for s in scales.split(",") if s]:
+            overrides = [*args.overrides, f"steer.method={kind}", f"steer.value.kind={value}", f"steer.{knob}={scale}"]
             rows[f"{method}@{scale:g}"] = row = evaluate(overrides, prompts, seeds, verifier)
             print(json.dumps({f"{method}@{scale:g}": row}), flush=True)
             if method not in best or row["reward"] > rows[best[method][0]]["reward"]:
@@ -177,6 +181,8 @@ def main() -> None:
         "predicted_speedup_sd35m_hpsv2": flops["hpsv2"]["predicted_speedup"],
         "predicted_speedup_this_world": tiny_flops["predicted_speedup"],
         "flops_per_guided_step": {**flops, "this_world": tiny_flops}, "samples": len(prompts), "device": str(resolve_device(base_cfg.device)),
+        "methods": {m: {"reward": rows[name]["reward"], "prompt_acc": rows[name]["prompt_acc"], "seconds": timing[m],
+                        "peak_mem": memory[m]["bytes"], "setting": name} for m, (name, _) in best.items()},
         "sweep": rows,
     }
     print(json.dumps(summary))

@@ -4,6 +4,8 @@ Methods (`SteerConfig.method`):
 - "plain": the stochastic sampler, one sample per prompt (DPS at scale 0).
 - "best_of_n": fk.particles independent samples, the one with the highest reward kept.
 - "dps": gradient guidance with the value (`rollout/guidance.py`).
+- "tilt": the tilted velocity u - gamma (t / (1 - t)) grad log h toward p exp(r / beta), log h read as
+  value / beta (`rollout/tilt.py`).
 - "fk": FK steering with value potentials, and value-ranked local proposals when fk.proposals > 1
   (`rollout/particles.py`).
 `value` (a `ValueConfig`, configs/value/) guides or weighs: stitched (StitchVM), tweedie (r(D(z_t - t u))), ...
@@ -21,11 +23,12 @@ from diffusion.conditioning import Conditioning
 from diffusion.sampling import SamplerConfig, per_sample_normal, seeded_generators
 from rollout.guidance import GuidanceConfig, dps_sample
 from rollout.particles import FKConfig, particle_sample
+from rollout.tilt import TiltConfig, tilt_sample, value_log_h
 from value.reward_model import RewardModel
 from value.value_config import ValueConfig
 from value.value_model import ValueModel
 
-METHODS = ("plain", "best_of_n", "dps", "fk")
+METHODS = ("plain", "best_of_n", "dps", "tilt", "fk")
 PARTICLE_STRIDE = 1_000_003
 RESAMPLE_SEED_OFFSET = 7_777_777
 
@@ -38,6 +41,7 @@ class SteerConfig:
     value: ValueConfig = field(default_factory=ValueConfig)
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=20, cfg_scale=4.0, sde_noise=0.7))
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
+    tilt: TiltConfig = field(default_factory=TiltConfig)
     fk: FKConfig = field(default_factory=FKConfig)
 
     def __post_init__(self):
@@ -49,7 +53,7 @@ class SteerConfig:
     @property
     def needs_value(self) -> bool:
         steps = self.sampler.num_steps
-        return self.method == "dps" or (self.method == "fk" and bool(self.fk.resampling(steps) or self.fk.proposing(steps)))
+        return self.method in ("dps", "tilt") or (self.method == "fk" and bool(self.fk.resampling(steps) or self.fk.proposing(steps)))
 
 
 @dataclass
@@ -93,18 +97,23 @@ class Steerer:
         cfg, model = self.cfg, self.model
         times = model.schedule(cfg.sampler.num_steps, *self.latent_shape[1:])
         tick = time.perf_counter()
-        if cfg.method in ("plain", "dps"):
+        if cfg.method in ("plain", "dps", "tilt"):
             z, generators = self._noise(seeds, 1)
             cond, null = self.conditions(prompts)
-            guidance = cfg.guidance if cfg.method == "dps" else GuidanceConfig(scale=0.0)
-            z0 = dps_sample(model, self.value, z, cond, prompts, times=times, generators=generators,
-                            sampler=cfg.sampler, guidance=guidance, null=null)
+            if cfg.method == "tilt":
+                z0 = tilt_sample(model, value_log_h(self.value, cfg.tilt.beta), z, cond, prompts, times=times,
+                                 generators=generators, sampler=cfg.sampler, tilt=cfg.tilt, null=null)
+                guided = len(cfg.tilt.guided_steps(cfg.sampler.num_steps))
+            else:
+                guidance = cfg.guidance if cfg.method == "dps" else GuidanceConfig(scale=0.0)
+                z0 = dps_sample(model, self.value, z, cond, prompts, times=times, generators=generators,
+                                sampler=cfg.sampler, guidance=guidance, null=null)
+                guided = len(guidance.guided_steps(cfg.sampler.num_steps)) if guidance.scale > 0 else 0
             with torch.no_grad():
                 images = model.decode(z0)
             seconds = time.perf_counter() - tick
             with torch.no_grad():
                 rewards = self.reward(images, prompts).float()
-            guided = len(guidance.guided_steps(cfg.sampler.num_steps)) if guidance.scale > 0 else 0
             return SteeredSamples(list(prompts), list(seeds), z0, images, rewards, seconds, value_calls=guided * len(prompts))
         fk = self._particle_config()
         z, generators = self._noise(seeds, fk.particles)
