@@ -67,8 +67,10 @@ class _Tilt(StepHooks):
     denoiser's pass stays without a graph)."""
 
     def __init__(self, log_h: LogH, prompts: list[str], cfg: TiltConfig, times: torch.Tensor):
-        self.log_h, self.prompts, self.cfg, self.times = log_h, prompts, cfg, times
+        self.log_h, self.prompts, self.cfg = log_h, prompts, cfg
         self.guided = cfg.guided_steps(len(times) - 1)
+        ts = times.tolist()
+        self.t, self.dt = ts[:-1], [t - t_next for t, t_next in zip(ts, ts[1:])]
 
     def velocity(self, model, k, z, t_batch, cond, null_cond, config):
         with torch.no_grad():
@@ -78,8 +80,7 @@ class _Tilt(StepHooks):
         with torch.enable_grad():
             x = z.detach().requires_grad_(True)
             (grad,) = torch.autograd.grad(self.log_h(x, t_batch, self.prompts).sum(), x)
-        t, t_next = self.times[k].item(), self.times[k + 1].item()
-        return tilted_velocity(u, grad, t, t - t_next, self.cfg)
+        return tilted_velocity(u, grad, self.t[k], self.dt[k], self.cfg)
 
 
 @torch.no_grad()
