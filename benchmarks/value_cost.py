@@ -24,7 +24,7 @@ from diffusion.model_config import ModelConfig, build_flow_model  # noqa: E402
 from launch.config_schema import world_dir  # noqa: E402
 from value.baselines import TweedieValue  # noqa: E402
 from value.reward_config import RewardConfig, build_reward_model  # noqa: E402
-from value.stitched import load_stitched  # noqa: E402
+from value.value_config import ValueConfig, build_value  # noqa: E402
 
 
 def saved_tensor_bytes(fn) -> int:
@@ -80,7 +80,7 @@ def main() -> None:
     backbone.eval().requires_grad_(False)
     reward = build_reward_model(RewardConfig(kind="open_clip", path=str(root / args.reward))).requires_grad_(False)
     if args.value:
-        stitched = load_stitched(args.value, backbone, reward, setting="--value")
+        stitched = build_value(ValueConfig(path=args.value), backbone, reward, key="--value")
     else:
         from stitching.images import ImageSourceConfig
         from stitching.pipeline import new_value
