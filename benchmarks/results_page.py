@@ -4,6 +4,7 @@ are the ones the benchmark wrote, not copied by hand.
     python benchmarks/results_page.py nft_speed runs/bench_nft_speed/<time>/nft_speed.json
     python benchmarks/results_page.py horizons runs/nft_sweep/<time>/horizons.json
     python benchmarks/results_page.py dps <the last line of python benchmarks/dps.py, saved as JSON>
+    python benchmarks/results_page.py tilt_sweep runs/bench_tilt_sweep/<time>/tilt_sweep.json
 """
 
 import json
@@ -51,13 +52,17 @@ def dps(result: dict) -> str:
                     [[m, r["setting"], r["reward"], r["prompt_acc"], r["seconds"], r["peak_mem"] / 2**20]
                      for m, r in result["methods"].items()])
     base = f"\n\nplain sampling: reward {fmt(result['reward_base'])}, verifier {fmt(result['prompt_acc_base'])}\n\n"
-    sweep = table(["setting", "reward", "verifier", "seconds / sample"],
-                  [[k, r["reward"], r["prompt_acc"], r["seconds_per_sample"]] for k, r in result["sweep"].items()])
-    return methods + base + sweep + "\n"
+    return methods + base + steering_sweep(result) + "\n"
+
+
+def steering_sweep(result: dict) -> str:
+    """The rows of a steering sweep (benchmarks/dps.py, benchmarks/tilt_sweep.py): one per setting."""
+    return table(["setting", "reward", "verifier", "seconds / sample"],
+                 [[k, r["reward"], r["prompt_acc"], r["seconds_per_sample"]] for k, r in result["sweep"].items()]) + "\n"
 
 
 if __name__ == "__main__":
-    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps}
+    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
     print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))
