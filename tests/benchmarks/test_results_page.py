@@ -1,0 +1,31 @@
+"""The results pages' tables come from the benchmarks' JSON: the committed steering pages re-render to the
+tables they hold."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_committed_steering_pages_hold_what_their_json_renders_to():
+    page = _module()
+    for kind, render, name in (("dps", page.dps, "2026-12-07-dps-tilt"),
+                               ("tilt_sweep", page.steering_sweep, "2026-12-07-tilt-sweep")):
+        rendered = render(json.loads((RESULTS / f"{name}.json").read_text()))
+        text = (RESULTS / f"{name}.md").read_text()
+        for line in rendered.strip().splitlines():
+            assert line in text, f"{name}.md lacks {line!r}: regenerate it with benchmarks/results_page.py {kind}"
+
+
+def test_a_sweep_row_shows_reward_verifier_and_seconds():
+    row = {"reward": 0.5, "prompt_acc": 0.25, "seconds_per_sample": 0.125}
+    assert "| tilt@0.01/all | 0.500 | 0.250 | 0.125 |" in _module().steering_sweep({"sweep": {"tilt@0.01/all": row}})
