@@ -26,8 +26,9 @@ Score = Callable[[torch.Tensor, torch.Tensor, list[str]], torch.Tensor]  # (z (B
 @dataclass(kw_only=True)
 class DraftConfig:
     """sampler: the training rollouts' sampler (the paper: 10 steps, CFG 1). horizon: "full" (DRaFT-K on
-    the clean reward) | "a-b" (stop at a step drawn from a..b, scored by `value`, configs/value/). grad_steps: K, the differentiated steps just before the stop. reg_weight: lambda of the
-    regulariser toward the reference (the paper: 0.01)."""
+    the clean reward) | "a-b" (stop at a step drawn from a..b, scored by `value`, configs/value/).
+    grad_steps: K, the differentiated steps just before the stop. reg_weight: lambda of the regulariser
+    toward the reference (the paper: 0.01)."""
 
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=10))
     horizon: str = "full"

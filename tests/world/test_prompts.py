@@ -3,7 +3,10 @@
 import numpy as np
 import pytest
 
-from world.prompts import FAMILIES, PromptSpec, eval_prompts, held_out, parse_prompt, sample_spec, satisfies, scene_for
+from learner.job_config import PromptConfig
+from world.prompts import (
+    EVAL_PER_FAMILY, FAMILIES, PromptSpec, eval_prompts, held_out, parse_prompt, sample_spec, satisfies, scene_for,
+)
 from world.scenes import COLOUR_NAMES, Item, Scene
 
 RED, BLUE, GREEN = (COLOUR_NAMES.index(c) for c in ("red", "blue", "green"))
@@ -83,3 +86,8 @@ def test_eval_sets_are_fixed_and_compositional_ones_held_out():
 def test_scene_needs_four_cells():
     with pytest.raises(ValueError, match="4 cells"):
         Scene((None, None))
+
+
+def test_the_training_jobs_default_evaluation_is_the_worlds_held_out_set():
+    """learner/ may not import world/, so PromptConfig spells the world's count as a literal; keep them equal."""
+    assert PromptConfig().eval_per_family == EVAL_PER_FAMILY
