@@ -19,28 +19,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from learner.nft_learner import times_per_row  # noqa: E402
+from benchmarks.real_scale import nft_sample_cost, nft_step_ratio  # noqa: E402
 from world.cost import sd35m_nft_costs  # noqa: E402
+
+
+def sample_costs(c: dict, *, value_blocks: int, lora: bool) -> dict:
+    """The per-image component FLOPs `nft_sample_cost` composes, from `sd35m_nft_costs`' counts."""
+    F = c["backbone_forward_flops"]
+    return {"forward": F, "full_scoring": c["vae_decode_flops"] + c["reward_tower_flops"],
+            "value_scoring": value_blocks / c["num_blocks"] * F + c["reward_tower_flops"],
+            "learner_time": (2 if lora else 3) * F + F + F}  # policy forward + backward, old policy, reference
 
 
 def step_flops(c: dict, *, num_steps: int, stop: int | None, fraction: float, value_blocks: int, lora: bool) -> float:
     """FLOPs of one sample's share of a step (rollout, scoring, learner); stop None is a full rollout."""
-    F = c["backbone_forward_flops"]
-    per_time = (2 if lora else 3) * F + F + F  # policy forward + backward, old policy, reference
-    if stop is None:
-        return num_steps * F + c["vae_decode_flops"] + c["reward_tower_flops"] + times_per_row(num_steps, fraction) * per_time
-    value = value_blocks / c["num_blocks"] * F + c["reward_tower_flops"]
-    return stop * F + value + times_per_row(stop, fraction) * per_time
+    return nft_sample_cost(sample_costs(c, value_blocks=value_blocks, lora=lora), num_steps=num_steps, stop=stop,
+                           fraction=fraction)
 
 
 def predicted_step_ratio(c: dict, num_steps: int = 25, window: tuple[int, int] = (12, 17), fraction: float = 0.99,
                          value_blocks: int = 4, lora: bool = True) -> float:
     """The value arm's mean step FLOPs (stops uniform over `window`) over the full arm's; c: the costs
     `sd35m_nft_costs` counts (512 px unless told)."""
-    stops = range(window[0], window[1] + 1)
-    value = sum(step_flops(c, num_steps=num_steps, stop=k, fraction=fraction, value_blocks=value_blocks, lora=lora)
-                for k in stops) / len(stops)
-    return value / step_flops(c, num_steps=num_steps, stop=None, fraction=fraction, value_blocks=value_blocks, lora=lora)
+    return nft_step_ratio(sample_costs(c, value_blocks=value_blocks, lora=lora), num_steps=num_steps, window=window,
+                          fraction=fraction)
 
 
 if __name__ == "__main__":

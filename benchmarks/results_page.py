@@ -5,6 +5,7 @@ are the ones the benchmark wrote, not copied by hand.
     python benchmarks/results_page.py horizons runs/nft_sweep/<time>/horizons.json
     python benchmarks/results_page.py dps <the last line of python benchmarks/dps.py, saved as JSON>
     python benchmarks/results_page.py tilt_sweep runs/bench_tilt_sweep/<time>/tilt_sweep.json
+    python benchmarks/results_page.py real_scale <the last line of python benchmarks/real_scale.py, saved as JSON>
 """
 
 import json
@@ -61,8 +62,41 @@ def steering_sweep(result: dict) -> str:
                  [[k, r["reward"], r["prompt_acc"], r["seconds_per_sample"]] for k, r in result["sweep"].items()]) + "\n"
 
 
+# The paper's figures beside each pair (stitchvm.md sections 4-5): per-sample time for DPS; GPU-hours of
+# whole runs (per-step cost and learning per step together) for NFT and DRaFT; FK at matched reward.
+PAPER = {"dps": "3.2x (52.8 -> 16.5 s / sample)", "nft": "2.26x (GPU-h to the plateau)", "nft_full_finetune": "-",
+         "draft": "1.3x (GPU-h, DRaFT-1)", "fk": "1.5x (FLUX, N = 8 M = 6 vs N = 14, matched reward)"}
+
+
+def real_scale(result: dict) -> str:
+    """Method / baseline step ratios per resolution (measured, then FLOP-scaled), the components, the check."""
+    resolutions = [(r, "measured") for r in result["resolutions"]] + [(r, "scaled") for r in result["predicted_resolutions"]]
+
+    def ratio(pair, r, how):
+        v = result[f"{pair}_step_ratio_measured_{r}" if how == "measured" else f"{pair}_step_ratio_{r}"]
+        return f"{v:.3f} ({1 / v:.2f}x)"
+
+    head = [f"{result['device']}, {result['dtype']}, torch {result['torch']}; median of {result['repeats']} after a warm-up; "
+            f"{result['wall_seconds'] / 60:.1f} min\n"]
+    head.append(table(["pair (method / baseline)", *[f"{r} px ({how})" for r, how in resolutions], "paper"],
+                      [[pair, *[ratio(pair, r, how) for r, how in resolutions], PAPER[pair]] for pair in PAPER]))
+    names = list(result["components"][str(resolutions[0][0])])
+    head.append("\n**Components** (seconds per sample; CFG: both branches)\n")
+    head.append(table(["component", *[f"{r} px ({how})" for r, how in resolutions]],
+                      [[n, *[result["components"][str(r)][n] for r, _ in resolutions]] for n in names]))
+    mem = result["dps_memory_bytes"]
+    head.append("\n**DPS peak memory** (GB: parameters held + saved for the backward)\n")
+    head.append(table(["resolution", "value-DPS", "Tweedie-DPS", "ratio"],
+                      [[f"{r} px", m["value"] / 1e9, m["tweedie"] / 1e9, m["value"] / m["tweedie"]] for r, m in mem.items()]))
+    check = result["check"]
+    head.append(f"\n**Composition check** ({check['resolution']} px, one guided step through `dps_sample`): " + "; ".join(
+        f"{k}-DPS measured {check[k]['seconds']:.3f} s, composed {check[k]['composed_seconds']:.3f} s "
+        f"({100 * check[k]['relative_error']:+.1f}%)" for k in ("value", "tweedie")))
+    return "\n".join(head) + "\n"
+
+
 if __name__ == "__main__":
-    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep}
+    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
     print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))
