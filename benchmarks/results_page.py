@@ -84,6 +84,13 @@ def real_scale(result: dict) -> str:
     head.append("\n**Components** (seconds per sample; CFG: both branches)\n")
     head.append(table(["component", *[f"{r} px ({how})" for r, how in resolutions]],
                       [[n, *[result["components"][str(r)][n] for r, _ in resolutions]] for n in names]))
+    for pair in ("dps", "nft"):
+        arms = result["splits"][str(resolutions[0][0])][pair]
+        phases = list(next(iter(arms.values())))
+        head.append(f"\n**{pair.upper()} split** (seconds per {'step' if pair == 'dps' else 'image'} by phase)\n")
+        head.append(table(["arm", "resolution", *phases, "total"],
+                          [[arm, f"{r} px ({how})", *[split[p] for p in phases], sum(split.values())]
+                           for arm in arms for r, how in resolutions for split in [result["splits"][str(r)][pair][arm]]]))
     mem = result["dps_memory_bytes"]
     head.append("\n**DPS peak memory** (GB: parameters held + saved for the backward)\n")
     head.append(table(["resolution", "value-DPS", "Tweedie-DPS", "ratio"],

@@ -1,4 +1,4 @@
-"""The results pages' tables come from the benchmarks' JSON: the committed steering pages re-render to the
+"""The results pages' tables come from the benchmarks' JSON: the committed steering and real-scale pages re-render to the
 tables they hold."""
 
 import importlib.util
@@ -16,10 +16,11 @@ def _module():
     return module
 
 
-def test_the_committed_steering_pages_hold_what_their_json_renders_to():
+def test_the_committed_pages_hold_what_their_json_renders_to():
     page = _module()
     for kind, render, name in (("dps", page.dps, "2026-12-07-dps-tilt"),
-                               ("tilt_sweep", page.steering_sweep, "2026-12-07-tilt-sweep")):
+                               ("tilt_sweep", page.steering_sweep, "2026-12-07-tilt-sweep"),
+                               ("real_scale", page.real_scale, "2026-12-07-real-scale")):
         rendered = render(json.loads((RESULTS / f"{name}.json").read_text()))
         text = (RESULTS / f"{name}.md").read_text()
         for line in rendered.strip().splitlines():
