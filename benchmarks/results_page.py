@@ -6,6 +6,7 @@ are the ones the benchmark wrote, not copied by hand.
     python benchmarks/results_page.py dps <the last line of python benchmarks/dps.py, saved as JSON>
     python benchmarks/results_page.py tilt_sweep runs/bench_tilt_sweep/<time>/tilt_sweep.json
     python benchmarks/results_page.py real_scale <the last line of python benchmarks/real_scale.py, saved as JSON>
+    python benchmarks/results_page.py pipeline runs/bench_pipeline/<time>/pipeline.json
 """
 
 import json
@@ -102,8 +103,23 @@ def real_scale(result: dict) -> str:
     return "\n".join(head) + "\n"
 
 
+def pipeline(result: dict) -> str:
+    """Synchronous vs overlapped NFT: the summary, then per seed both arms side by side."""
+    out = [table(["summary", "value"], [[k, v] for k, v in result.items() if not isinstance(v, (dict, list))])]
+    keys = ("final_prompt_acc", "final_reward", "step_seconds", "rollout_seconds", "learner_seconds", "sync_seconds",
+            "step_over_bound", "overhead_share", "driver_bytes_per_step", "batch_bytes_per_step", "seconds_to_first_update")
+    for seed, s in result["seeds"].items():
+        out.append(f"\n**Seed {seed}** (target: the synchronous arm's final verifier score {fmt(s['target'])}; training "
+                   f"seconds to it: sync {fmt(s['train_seconds_to_target_sync'])}, async "
+                   f"{fmt(s['train_seconds_to_target_async'])})\n")
+        out.append(table(["metric", "sync (max_staleness=0)", "async (max_staleness=1)"],
+                         [[k, s[f"{k}_sync"], s[f"{k}_async"]] for k in keys]
+                         + [["staleness: steps", s["staleness_histogram_sync"], s["staleness_histogram_async"]]]))
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
-    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale}
+    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale, "pipeline": pipeline}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
     print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))

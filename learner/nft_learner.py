@@ -17,7 +17,7 @@ from diffusion.bridge import bridge
 from diffusion.flow_model import FlowModel
 from learner.learner import Learner, LearnerSetup, on_cpu, row_generator
 from learner.nft_loss import NFTLossConfig, ema_update, nft_loss, old_policy_decay
-from rollout.batch import RolloutBatch
+from rollout.batch import BatchRefs, RolloutBatch
 
 
 @dataclass(kw_only=True)
@@ -96,9 +96,11 @@ class NFTLearner(Learner):
         dist.all_reduce(n, op=dist.ReduceOp.MAX)
         return int(n.item())
 
-    def train_step(self, shard: RolloutBatch, r: torch.Tensor, step: int) -> dict[str, float]:
-        """One optimizer step on this rank's rows (r: their optimality probabilities), then the old-policy
-        and EMA updates. step counts from 1. Returns this rank's mean loss terms and times per row."""
+    def train_step(self, shard: RolloutBatch | BatchRefs, r: torch.Tensor, step: int) -> dict[str, float]:
+        """One optimizer step on this rank's rows (r: their optimality probabilities; the rows themselves or
+        their references in the object store), then the old-policy and EMA updates. step counts from 1.
+        Returns this rank's mean loss terms and times per row."""
+        shard = shard.fetch()
         device, mb = self.device, self.cfg.micro_batch
         if len(shard) * self.world_size != self.setup_cfg.rows_per_step:
             raise ValueError(f"a shard of {len(shard)} rows on {self.world_size} learners; each step takes {self.setup_cfg.rows_per_step}")

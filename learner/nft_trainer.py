@@ -59,22 +59,23 @@ class NFTTrainer(Trainer):
         while len(self.pending) <= cfg.train.max_staleness and self.next_rollout <= cfg.train.steps:
             self.pending.append(self._launch_rollout(self.next_rollout))
             self.next_rollout += 1
-        batch, worker_seconds = self.workers.collect(self.pending.popleft())
+        batch, rows = self.workers.collect(self.pending.popleft())  # the rows stay in the store, for the learners
         waited = time.perf_counter() - tick
         assert step - 1 - batch.policy_version <= cfg.train.max_staleness, "a batch older than train.max_staleness"
         advantages, r = optimality_probability(batch.rewards, batch.groups, cfg.nft.adv_clip)
         t0 = time.perf_counter()
-        stats = self.learners.train_step(batch, r, step=step)
+        stats = self.learners.train_step(rows, r, step=step)
         t1 = time.perf_counter()
         self._sync(step)
         t2 = time.perf_counter()
         row = {
-            "policy_version": batch.policy_version,
+            "policy_version": batch.policy_version, "data/staleness": step - 1 - batch.policy_version,
             "reward": batch.rewards.mean().item(), "reward_std": batch.rewards.std().item(),
             "stop_time": batch.times.mean().item(),
             **{f"reward/{k}": v.mean().item() for k, v in batch.reward_terms.items()},
             "optimality_mean": r.mean().item(), "advantage_abs": advantages.abs().mean().item(), **stats,
-            "time/rollout": worker_seconds.get("rollout", 0.0), "time/scoring": worker_seconds.get("scoring", 0.0),
+            "time/rollout": batch.seconds.get("rollout", 0.0), "time/scoring": batch.seconds.get("scoring", 0.0),
+            "data/driver_bytes": batch.nbytes(), "data/batch_bytes": batch.batch_bytes,
             "time/rollout_wait": waited, "time/learner": t1 - t0, "time/sync": t2 - t1, "time/step": t2 - tick,
         }
         row["time/learner_idle"] = row["time/step"] - row["time/learner"]

@@ -1,4 +1,5 @@
-"""`RolloutBatch`: what a rollout worker hands the learners, one row per sample.
+"""`RolloutBatch`: what a rollout worker hands the learners, one row per sample; `RolloutSummary`: what the
+driver reads of it; `BatchRefs`: the rows left in Ray's object store, passed on by reference.
 
 Samples of one prompt form a group (DiffusionNFT normalises rewards within it). Every row keeps the
 seed it was sampled with; the learners derive the row's training noise from it, so how a batch is split
@@ -6,6 +7,7 @@ across learners does not change what any row trains on.
 """
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -82,3 +84,79 @@ class RolloutBatch:
             policy_version=min(b.policy_version for b in batches),
             seconds=seconds,
         )
+
+    def fetch(self) -> "RolloutBatch":
+        """The rows themselves (a `BatchRefs` shard fetches them from the object store)."""
+        return self
+
+    def summary(self) -> "RolloutSummary":
+        return RolloutSummary(rewards=self.rewards, groups=self.groups, times=self.times, reward_terms=self.reward_terms,
+                              policy_version=self.policy_version, seconds=dict(self.seconds), batch_bytes=self.nbytes())
+
+    def nbytes(self) -> int:
+        tensors = [self.cond.prompt_embeds, self.cond.pooled, self.latents, self.times, self.groups, self.seeds, self.rewards,
+                   *self.reward_terms.values()]
+        return sum(t.numel() * t.element_size() for t in tensors) + sum(len(p.encode()) for p in self.prompts)
+
+
+@dataclass
+class RolloutSummary:
+    """What the driver reads of a RolloutBatch: rewards, group ids and stop times (N,), the reward terms,
+    the policy version, the seconds per phase, and the size of the rows it leaves in the store."""
+
+    rewards: torch.Tensor
+    groups: torch.Tensor
+    times: torch.Tensor
+    reward_terms: dict[str, torch.Tensor]
+    policy_version: int
+    seconds: dict[str, float]
+    batch_bytes: int
+
+    def nbytes(self) -> int:
+        tensors = [self.rewards, self.groups, self.times, *self.reward_terms.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @staticmethod
+    def concat(parts: list["RolloutSummary"]) -> "RolloutSummary":
+        """In order; the oldest policy version; per phase the slowest part's seconds (what a step waits for)."""
+        return RolloutSummary(
+            rewards=torch.cat([p.rewards for p in parts]), groups=torch.cat([p.groups for p in parts]),
+            times=torch.cat([p.times for p in parts]),
+            reward_terms={k: torch.cat([p.reward_terms[k] for p in parts]) for k in parts[0].reward_terms},
+            policy_version=min(p.policy_version for p in parts),
+            seconds={k: max(p.seconds.get(k, 0.0) for p in parts) for k in parts[0].seconds},
+            batch_bytes=sum(p.batch_bytes for p in parts),
+        )
+
+
+@dataclass
+class BatchRefs:
+    """A step's rows left in Ray's object store, in order: per piece, a reference to a worker's
+    RolloutBatch and the rows [start, stop) taken from it. The driver passes these on without reading
+    them; each learner fetches only its own shard's rows."""
+
+    parts: list[tuple[Any, int, int]]
+
+    def __len__(self) -> int:
+        return sum(stop - start for _, start, stop in self.parts)
+
+    def chunk(self, n: int) -> list["BatchRefs"]:
+        """n contiguous shards of equal size, as `RolloutBatch.chunk` cuts the rows they refer to."""
+        if len(self) % n:
+            raise ValueError(f"{len(self)} rows do not split evenly over {n} learners")
+        size, shards, current, filled = len(self) // n, [], [], 0
+        for ref, start, stop in self.parts:
+            while start < stop:
+                take = min(stop - start, size - filled)
+                current.append((ref, start, start + take))
+                start, filled = start + take, filled + take
+                if filled == size:
+                    shards.append(BatchRefs(current))
+                    current, filled = [], 0
+        return shards
+
+    def fetch(self) -> RolloutBatch:
+        import ray  # only a learner holding a shard of the store's rows needs Ray
+
+        batches = ray.get([ref for ref, _, _ in self.parts])
+        return RolloutBatch.concat([b.rows(slice(start, stop)) for b, (_, start, stop) in zip(batches, self.parts, strict=True)])

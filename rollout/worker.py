@@ -17,7 +17,7 @@ from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.sampling import SamplerConfig, sample
 from diffusion.schedule import stop_window
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
-from rollout.batch import RolloutBatch
+from rollout.batch import RolloutBatch, RolloutSummary
 from value.value_config import ValueConfig, build_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
 
@@ -168,6 +168,13 @@ class RolloutWorker:
             policy_version=self.version,
             seconds={"rollout": tock - tick, "scoring": time.perf_counter() - tock},
         )
+
+    def sample_and_summarise(self, prompts: list[str], groups: list[int], seeds: list[int],
+                             stops: list[int] | None = None) -> tuple[RolloutSummary, RolloutBatch]:
+        """`sample`, returned as two objects: what the driver reads, and the rows the learners fetch (called
+        with two return references, so the rows stay in the object store)."""
+        batch = self.sample(prompts, groups, seeds, stops)
+        return batch.summary(), batch
 
     def evaluate(self, weights: dict[str, torch.Tensor], prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> EvalSamples:
         """Sample and score with `weights` (e.g. the EMA), then put the policy weights back."""

@@ -6,7 +6,7 @@ import ray
 import torch
 
 from diffusion.sampling import SamplerConfig
-from rollout.batch import RolloutBatch
+from rollout.batch import BatchRefs, RolloutSummary
 from rollout.placement import in_bundle, reserve
 from rollout.worker import EvalSamples, RolloutConfig, RolloutWorker
 
@@ -27,24 +27,30 @@ class RolloutWorkerGroup:
             )
             for i in range(cfg.num_workers)
         ]
+        self.loading: list["ray.ObjectRef"] = []
 
     def load_weights(self, weights: "ray.ObjectRef", version: int) -> None:
-        """Every worker loads the same published weights (one object in the store, read by all)."""
-        ray.get([w.load_weights.remote(weights, version) for w in self.workers])
+        """Every worker loads the same published weights (one object in the store, read by all). Returns at
+        once: an actor runs one caller's calls in order, so a worker loads them after the batch it is
+        sampling and before any batch asked for later, and the driver need not wait. A failed load is
+        raised at the next call (the previous loads are long done by then)."""
+        ray.get(self.loading)
+        self.loading = [w.load_weights.remote(weights, version) for w in self.workers]
 
-    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> list["ray.ObjectRef"]:
-        """Start sampling, rows split contiguously over the workers; `collect` the refs for the batch."""
+    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> list[tuple]:
+        """Start sampling, rows split contiguously over the workers; `collect` the pending references."""
         return [
-            w.sample.remote(prompts[s], groups[s], seeds[s], stops[s] if stops is not None else None)
+            (w.sample_and_summarise.options(num_returns=2).remote(prompts[s], groups[s], seeds[s], stops[s] if stops is not None else None),
+             s.stop - s.start)
             for w, s in zip(self.workers, _split(len(prompts), len(self.workers)), strict=True)
         ]
 
     @staticmethod
-    def collect(refs: list["ray.ObjectRef"]) -> tuple[RolloutBatch, dict[str, float]]:
-        """The batch, and per phase the slowest worker's seconds (what the step waited for)."""
-        parts: list[RolloutBatch] = ray.get(refs)
-        slowest = {k: max(p.seconds.get(k, 0.0) for p in parts) for k in parts[0].seconds}
-        return RolloutBatch.concat(parts), slowest
+    def collect(pending: list[tuple]) -> tuple[RolloutSummary, BatchRefs]:
+        """What the driver reads of the batch (per phase, the slowest worker's seconds: what the step
+        waited for), and the references to its rows, which stay in the object store for the learners."""
+        summaries: list[RolloutSummary] = ray.get([refs[0] for refs, _ in pending])
+        return RolloutSummary.concat(summaries), BatchRefs([(refs[1], 0, rows) for refs, rows in pending])
 
     def evaluate(self, weights: "ray.ObjectRef", prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> EvalSamples:
         parts: list[EvalSamples] = ray.get([

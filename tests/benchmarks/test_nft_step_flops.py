@@ -1,18 +1,12 @@
 """The SD3.5-M step-cost prediction nft_speed prints, against the arithmetic written out by hand."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("nft_step_flops", ROOT / "benchmarks" / "nft_step_flops.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("nft_step_flops")
 
 
 COSTS = {"backbone_forward_flops": 100.0, "num_blocks": 24, "vae_decode_flops": 30.0, "reward_tower_flops": 12.0}

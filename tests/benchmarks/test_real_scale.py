@@ -1,22 +1,17 @@
 """benchmarks/real_scale.py: its step compositions against the arithmetic written out by hand, its FLOP
 scaling, and one run end to end with the real architectures shrunk (seeded: the same inputs every run)."""
 
-import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks import load_benchmark
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("real_scale", ROOT / "benchmarks" / "real_scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("real_scale")
 
 
 # Per-sample costs of each component, distinct powers of two so a wrong count shows.

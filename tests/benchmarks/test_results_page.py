@@ -1,19 +1,17 @@
-"""The results pages' tables come from the benchmarks' JSON: the committed steering and real-scale pages re-render to the
-tables they hold."""
+"""The results pages' tables come from the benchmarks' JSON: the committed steering and real-scale pages
+re-render to the tables they hold."""
 
-import importlib.util
 import json
 from pathlib import Path
+
+from tests.benchmarks import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "docs" / "results"
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("results_page")
 
 
 def test_the_committed_pages_hold_what_their_json_renders_to():

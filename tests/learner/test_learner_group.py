@@ -118,9 +118,13 @@ def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
     for weights in loaded:
         assert weights.keys() == expected.keys()
         assert all(torch.equal(weights[n], expected[n]) for n in expected)
-    refs = workers.sample(["a red seven"] * 4, [0, 0, 1, 1], [1, 2, 3, 4])
-    sampled, _ = workers.collect(refs)
+    pending = workers.sample(["a red seven"] * 4, [0, 0, 1, 1], [1, 2, 3, 4])
+    sampled, rows = workers.collect(pending)
     assert sampled.policy_version == 1
+    # The driver read rewards and ids only; the rows it passes on by reference are the ones they score.
+    fetched = rows.fetch()
+    assert torch.equal(fetched.rewards, sampled.rewards) and fetched.policy_version == 1
+    assert sampled.nbytes() < 0.01 * sampled.batch_bytes == 0.01 * fetched.nbytes()
     for actor in group.actors + workers.workers:
         ray_local.kill(actor)
     for pg in (group.pg, workers.pg):

@@ -1,8 +1,10 @@
+"""RolloutBatch: its shards and concatenation; the summary the driver reads and the references the learners fetch."""
+
 import pytest
 import torch
 
 from diffusion.conditioning import Conditioning
-from rollout.batch import RolloutBatch
+from rollout.batch import BatchRefs, RolloutBatch, RolloutSummary
 
 
 def _batch(n: int, version: int = 3) -> RolloutBatch:
@@ -42,3 +44,32 @@ def test_uneven_split_and_ragged_rows_are_errors():
     good = _batch(4)
     with pytest.raises(ValueError, match="rows"):
         RolloutBatch(good.prompts, good.cond, good.latents[:3], good.times, good.groups, good.seeds, good.rewards, good.reward_terms, 0)
+
+
+def _assert_same_rows(a: RolloutBatch, b: RolloutBatch) -> None:
+    assert a.prompts == b.prompts and a.policy_version == b.policy_version
+    for x, y in ((a.latents, b.latents), (a.cond.prompt_embeds, b.cond.prompt_embeds), (a.cond.pooled, b.cond.pooled),
+                 (a.times, b.times), (a.groups, b.groups), (a.seeds, b.seeds), (a.rewards, b.rewards)):
+        assert torch.equal(x, y)
+
+
+def test_shards_fetched_by_reference_are_the_rows_the_batch_would_hand_over(ray_local):
+    # Two workers' batches of 3 and 5 rows over 4 learners: shards of 2 rows, one of them across both.
+    parts = [_batch(3), _batch(5)]
+    refs = BatchRefs([(ray_local.put(p), 0, len(p)) for p in parts])
+    shards = refs.chunk(4)
+    assert [len(s) for s in shards] == [2, 2, 2, 2] and len(shards[1].parts) == 2
+    for by_reference, handed_over in zip(shards, RolloutBatch.concat(parts).chunk(4), strict=True):
+        _assert_same_rows(by_reference.fetch(), handed_over)
+    with pytest.raises(ValueError, match="do not split evenly over 3 learners"):
+        refs.chunk(3)
+
+
+def test_the_summary_holds_what_the_driver_reads_and_is_small():
+    parts = [_batch(3, version=5), _batch(5, version=4)]
+    parts[1].seconds = {"rollout": 3.0}
+    summary = RolloutSummary.concat([p.summary() for p in parts])
+    assert torch.equal(summary.rewards, torch.cat([p.rewards for p in parts]))
+    assert torch.equal(summary.groups, torch.cat([p.groups for p in parts]))
+    assert summary.policy_version == 4 and summary.seconds == {"rollout": 3.0}  # the slowest worker's
+    assert summary.batch_bytes == sum(p.nbytes() for p in parts) > summary.nbytes()
