@@ -127,8 +127,21 @@ def run(raw: DictConfig, overrides: list[str], schema: type[JobConfig], trainer:
         if checkpoint is not None:
             job.restore(checkpoint)
         return job.fit()
+    except ray.exceptions.RayActorError as err:  # a learner (a rollout worker is restarted and asked again)
+        raise RuntimeError(lost_actor_message(trainer.name, run_dir, job.step, err)) from err
     finally:
         job.shutdown()
+
+
+def lost_actor_message(job: str, run_dir: Path, step: int, err: Exception) -> str:
+    """What a user reads when a process of the run died: where the run can continue from, and how."""
+    last = latest_checkpoint(run_dir / CHECKPOINTS)
+    head = (f"a process of the run died after step {step} ({type(err).__name__}: a learner's, or a rollout worker's "
+            f"beyond rollout.max_restarts)")
+    if last is None:
+        return f"{head}; the run has no checkpoint yet: start it again with the same command"
+    return (f"{head}; its last checkpoint is {last}. Continue with: python launch/{job}.py resume={run_dir} "
+            "(under ray job submit, submit that command)")
 
 
 def entry_point(config_name: str, schema: type[JobConfig], trainer: type[Trainer]):

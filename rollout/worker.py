@@ -5,6 +5,7 @@ A plain class: `rollout/worker_group.py` makes it a Ray actor, tests use it dire
 of the learners beyond the weights they publish and the version number that comes with them.
 """
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -32,6 +33,9 @@ class RolloutConfig:
     the sampler's schedule) | "a-b" (a stop drawn per prompt group from steps a..b); a partial rollout's
     z_tau is scored by `value` (configs/value/: a stitched value exported by python launch/stitch.py, or
     the Tweedie ablation, the base generator's one-step estimate decoded and scored by the pixel reward).
+
+    max_restarts: how often Ray restarts a worker whose process died; its batch in flight is asked for
+    again (same prompts, groups and seeds) with the weights it was asked for.
     """
 
     num_workers: int = 2
@@ -41,8 +45,11 @@ class RolloutConfig:
     batch_size: int = 32
     horizon: str = "full"
     value: ValueConfig = field(default_factory=ValueConfig)
+    max_restarts: int = 3
 
     def __post_init__(self):
+        if self.max_restarts < 0:
+            raise ValueError(f"rollout.max_restarts={self.max_restarts} must be >= 0")
         if self.num_workers < 1 or self.batch_size < 1:
             raise ValueError(f"rollout.num_workers={self.num_workers} and rollout.batch_size={self.batch_size} must be >= 1")
         if self.num_cpus <= 0 or self.num_gpus < 0:
@@ -169,12 +176,22 @@ class RolloutWorker:
             seconds={"rollout": tock - tick, "scoring": time.perf_counter() - tock},
         )
 
-    def sample_and_summarise(self, prompts: list[str], groups: list[int], seeds: list[int],
+    def sample_and_summarise(self, published: tuple[list, int], prompts: list[str], groups: list[int], seeds: list[int],
                              stops: list[int] | None = None) -> tuple[RolloutSummary, RolloutBatch]:
-        """`sample`, returned as two objects: what the driver reads, and the rows the learners fetch (called
-        with two return references, so the rows stay in the object store)."""
+        """`sample` with the published weights asked for, returned as two objects: what the driver reads, and
+        the rows the learners fetch (called with two return references, so the rows stay in the object
+        store). published: ([a reference to the weights], their version); a worker that has another
+        version (one Ray restarted) loads them first, so a batch asked for again is sampled as asked."""
+        (weights,), version = published
+        if version != self.version:
+            import ray  # only a Ray actor is handed a reference
+
+            self.load_weights(ray.get(weights), version)
         batch = self.sample(prompts, groups, seeds, stops)
         return batch.summary(), batch
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def evaluate(self, weights: dict[str, torch.Tensor], prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> EvalSamples:
         """Sample and score with `weights` (e.g. the EMA), then put the policy weights back."""

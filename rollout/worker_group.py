@@ -1,5 +1,10 @@
 """`RolloutWorkerGroup`: the rollout workers as Ray actors, with one call per phase (load weights,
-sample, evaluate) that fans out over the workers and returns when all are done."""
+sample, evaluate) that fans out over the workers and returns when all are done. A worker whose process
+dies is restarted by Ray (`rollout.max_restarts`) and its batch in flight asked for again."""
+
+import logging
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import ray
@@ -9,6 +14,23 @@ from diffusion.sampling import SamplerConfig
 from rollout.batch import BatchRefs, RolloutSummary
 from rollout.placement import in_bundle, reserve
 from rollout.worker import EvalSamples, RolloutConfig, RolloutWorker
+
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SampleRequest:
+    """A batch in flight: the worker asked, what it was asked for (to ask again), its two references
+    (the summary, the rows)."""
+
+    worker: int
+    args: tuple
+    refs: tuple
+
+    @property
+    def rows(self) -> int:
+        return len(self.args[1])
 
 
 def _split(n: int, parts: int) -> list[slice]:
@@ -22,35 +44,81 @@ class RolloutWorkerGroup:
         actor = ray.remote(RolloutWorker)
         threads = max(1, int(cfg.num_cpus))
         self.workers = [
-            actor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, scheduling_strategy=in_bundle(self.pg, i)).remote(
-                rollout=cfg, threads=threads, **worker_kwargs
-            )
+            actor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, scheduling_strategy=in_bundle(self.pg, i),
+                          max_restarts=cfg.max_restarts).remote(rollout=cfg, threads=threads, **worker_kwargs)
             for i in range(cfg.num_workers)
         ]
+        self.max_restarts, self.timeout_s = cfg.max_restarts, timeout_s
         self.loading: list["ray.ObjectRef"] = []
+        self.published: tuple[list, int] | None = None
 
     def load_weights(self, weights: "ray.ObjectRef", version: int) -> None:
         """Every worker loads the same published weights (one object in the store, read by all). Returns at
         once: an actor runs one caller's calls in order, so a worker loads them after the batch it is
         sampling and before any batch asked for later, and the driver need not wait. A failed load is
         raised at the next call (the previous loads are long done by then)."""
-        ray.get(self.loading)
+        self._wait(self.loading)
+        self.published = ([weights], version)  # in a list, so that only a worker that needs them fetches them
         self.loading = [w.load_weights.remote(weights, version) for w in self.workers]
 
-    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> list[tuple]:
-        """Start sampling, rows split contiguously over the workers; `collect` the pending references."""
-        return [
-            (w.sample_and_summarise.options(num_returns=2).remote(prompts[s], groups[s], seeds[s], stops[s] if stops is not None else None),
-             s.stop - s.start)
-            for w, s in zip(self.workers, _split(len(prompts), len(self.workers)), strict=True)
-        ]
-
     @staticmethod
-    def collect(pending: list[tuple]) -> tuple[RolloutSummary, BatchRefs]:
+    def _wait(refs: list) -> None:
+        """Raise a failed call's error, except a dead worker's: Ray restarts it and a request it is
+        sent from then on brings the weights it needs."""
+        for ref in refs:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError:
+                pass
+
+    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> list[SampleRequest]:
+        """Start sampling with the last published weights, rows split contiguously over the workers;
+        `collect` the requests."""
+        assert self.published is not None, "sample before any load_weights"
+        requests = []
+        for i, s in enumerate(_split(len(prompts), len(self.workers))):
+            args = (self.published, prompts[s], groups[s], seeds[s], stops[s] if stops is not None else None)
+            requests.append(SampleRequest(i, args, self._ask(i, args)))
+        return requests
+
+    def _ask(self, worker: int, args: tuple) -> tuple:
+        return self.workers[worker].sample_and_summarise.options(num_returns=2).remote(*args)
+
+    def collect(self, requests: list[SampleRequest]) -> tuple[RolloutSummary, BatchRefs]:
         """What the driver reads of the batch (per phase, the slowest worker's seconds: what the step
         waited for), and the references to its rows, which stay in the object store for the learners."""
-        summaries: list[RolloutSummary] = ray.get([refs[0] for refs, _ in pending])
-        return RolloutSummary.concat(summaries), BatchRefs([(refs[1], 0, rows) for refs, rows in pending])
+        summaries = [self._summary(r) for r in requests]
+        return RolloutSummary.concat(summaries), BatchRefs([(r.refs[1], 0, r.rows) for r in requests])
+
+    def _summary(self, request: SampleRequest) -> RolloutSummary:
+        """The request's summary; a worker that died meanwhile is asked again once Ray has restarted it
+        (the same rows: every row is a function of its prompt, seed and the weights asked for)."""
+        for attempt in range(self.max_restarts + 1):
+            try:
+                return ray.get(request.refs[0])
+            except ray.exceptions.RayActorError as err:
+                if attempt == self.max_restarts:
+                    raise RuntimeError(
+                        f"rollout worker {request.worker} died {attempt + 1} times in one step ({type(err).__name__}); "
+                        "see its log under /tmp/ray/session_latest/logs, or raise rollout.max_restarts"
+                    ) from err
+                log.warning("rollout worker %d died (%s); Ray restarts it and its %d rows are sampled again",
+                            request.worker, type(err).__name__, request.rows)
+                self._await_restart(request.worker)
+                request.refs = self._ask(request.worker, request.args)
+        raise AssertionError("unreachable")
+
+    def _await_restart(self, worker: int) -> None:
+        """Until the worker answers again: a call made while Ray restarts it fails at once rather than wait."""
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                ray.get(self.workers[worker].pid.remote())
+                return
+            except ray.exceptions.ActorUnavailableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def evaluate(self, weights: "ray.ObjectRef", prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> EvalSamples:
         parts: list[EvalSamples] = ray.get([

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -108,6 +109,40 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_pa
     assert kept == ["step_000002", "step_000004"]
     with pytest.raises(ValueError, match="only .* may be given"):
         _run(f"resume={tmp_path / 'parts'}", "train.steps=6", "learner.lr=1.0")
+
+
+def _kill_a_learner_after(checkpoint: Path) -> threading.Thread:
+    """A thread that waits for `checkpoint`, then SIGKILLs one learner's process (found by its Ray
+    process title)."""
+
+    def kill():
+        while not checkpoint.is_dir():
+            time.sleep(0.2)
+        for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+            try:
+                if b"ray::NFTLearner" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+                    return
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_killed_learner_ends_the_run_with_how_to_continue_and_continuing_repeats_the_whole_run(ray_local, tmp_path):
+    """Same seed, CPU: the run continued from its last checkpoint writes what an undisturbed run writes."""
+    whole = _run(f"run_dir={tmp_path / 'whole'}", "train.steps=6", *SMALL)
+    killer = _kill_a_learner_after(tmp_path / "cut" / "checkpoints" / "step_000002")
+    with pytest.raises(RuntimeError, match="a process of the run died") as err:
+        _run(f"run_dir={tmp_path / 'cut'}", "train.steps=6", *SMALL)
+    killer.join(timeout=1)
+    assert f"Continue with: python launch/nft.py resume={tmp_path / 'cut'}" in str(err.value)
+    assert "checkpoints/step_00000" in str(err.value)
+    resumed = _run(f"resume={tmp_path / 'cut'}", "train.steps=6")
+    assert training_rows(tmp_path / "cut") == training_rows(tmp_path / "whole")
+    assert resumed["final_reward"] == whole["final_reward"]
 
 
 def test_bounded_staleness_samples_ahead_with_the_previous_weights(ray_local, tmp_path):
