@@ -1,5 +1,5 @@
-"""The results pages' tables come from the benchmarks' JSON: the committed steering and real-scale pages
-re-render to the tables they hold."""
+"""The results pages' tables come from the benchmarks' JSON: the committed steering, real-scale and pipeline
+pages re-render to the tables they hold."""
 
 import json
 from pathlib import Path
@@ -18,7 +18,8 @@ def test_the_committed_pages_hold_what_their_json_renders_to():
     page = _module()
     for kind, render, name in (("dps", page.dps, "2026-12-07-dps-tilt"),
                                ("tilt_sweep", page.steering_sweep, "2026-12-07-tilt-sweep"),
-                               ("real_scale", page.real_scale, "2026-12-07-real-scale")):
+                               ("real_scale", page.real_scale, "2026-12-07-real-scale"),
+                               ("pipeline", page.pipeline, "2026-12-07-pipeline")):
         rendered = render(json.loads((RESULTS / f"{name}.json").read_text()))
         text = (RESULTS / f"{name}.md").read_text()
         for line in rendered.strip().splitlines():
