@@ -17,6 +17,7 @@ from launch.prompt_file import read_prompt_file
 from launch.run_dir import start_run_dir
 from learner.job_config import JobConfig
 from learner.trainer import CHECKPOINTS, Trainer
+from rollout.actors import IN_PROCESS
 from value.reward_config import RewardConfig
 from value.stitched import CARD
 
@@ -97,8 +98,8 @@ def check_inputs(cfg: JobConfig) -> tuple[list[str], list[str], object]:
 
 def connect(cfg: JobConfig) -> None:
     """Attach to the job's cluster under `ray job submit` (RAY_ADDRESS is set), join cluster.address, or
-    start a local Ray with cluster.num_cpus logical CPUs."""
-    if ray.is_initialized():
+    start a local Ray with cluster.num_cpus logical CPUs. In process (cluster.mode=in_process): nothing."""
+    if ray.is_initialized() or cfg.cluster.mode == IN_PROCESS:
         return
     env = {"env_vars": {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}}
     # Actors' output stays in Ray's session logs (/tmp/ray/session_latest/logs): forwarded, it arrives

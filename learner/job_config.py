@@ -7,6 +7,7 @@ from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from diffusion.trainable import FinetuneConfig
 from learner.learner import LearnerConfig
+from rollout.actors import IN_PROCESS, MODES, RAY
 from rollout.worker import RolloutConfig
 from value.weighted_reward import RewardTermConfig
 
@@ -71,12 +72,19 @@ class EvalConfig:
 
 @dataclass(kw_only=True)
 class ClusterConfig:
-    """address: "" starts a local Ray (num_cpus logical CPUs) unless the process already runs inside a
+    """mode: "ray" (rollout workers and learners are Ray actors) or "in_process" (they are objects in the
+    driver's process, one learner, no Ray: one machine, debugging; configs/cluster/in_process.yaml).
+    address: "" starts a local Ray (num_cpus logical CPUs) unless the process already runs inside a
     Ray job; "auto" or "host:port" joins a running cluster. timeout_s bounds every resource wait."""
 
+    mode: str = RAY
     address: str = ""
     num_cpus: int = 4
     timeout_s: float = 300.0
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"cluster.mode={self.mode!r} is not one of {', '.join(MODES)}")
 
 
 @dataclass(kw_only=True)
@@ -118,6 +126,11 @@ class JobConfig:
         check_device_name(self.device)
         if not self.rewards:
             raise ValueError("rewards is empty; name at least one reward term (e.g. rewards=tiny_pref)")
+        if self.cluster.mode == IN_PROCESS and self.learner.num_learners != 1:
+            raise ValueError(
+                f"cluster.mode=in_process runs one learner in this process, not learner.num_learners="
+                f"{self.learner.num_learners}; set learner.num_learners=1 (cluster=in_process does), or use Ray (cluster=local)"
+            )
         rows, split = self.train.rows_per_step, self.learner.num_learners * self.learner.micro_batch
         if rows % split:
             raise ValueError(

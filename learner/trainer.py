@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import ray
 from tqdm import tqdm
 
 from diffusion.checkpoint import read_checkpoint_state, write_checkpoint
@@ -43,11 +42,11 @@ class Trainer:
         self.cfg, self.run_dir = cfg, run_dir
         self.train_prompts, self.eval_prompts, self.verifier = train_prompts, eval_prompts, verifier
         timeout = cfg.cluster.timeout_s
-        self.learners = LearnerGroup(learner, setup, timeout_s=timeout)
+        self.learners = LearnerGroup(learner, setup, timeout_s=timeout, mode=cfg.cluster.mode)
         self.workers = RolloutWorkerGroup(
             cfg.rollout,
             dict(model=cfg.model, rewards=cfg.rewards, finetune=cfg.finetune, height=cfg.height, width=cfg.width, device=cfg.device),
-            timeout_s=timeout,
+            timeout_s=timeout, mode=cfg.cluster.mode,
         )
         self.log = RunLog(run_dir, cfg.logging)
         self.step, self.wall_offset = 0, 0.0
@@ -136,7 +135,5 @@ class Trainer:
 
     def shutdown(self) -> None:
         self.log.close()
-        for actor in self.learners.actors + self.workers.workers:
-            ray.kill(actor)
-        for pg in (self.learners.pg, self.workers.pg):
-            ray.util.remove_placement_group(pg)
+        self.learners.shutdown()
+        self.workers.shutdown()

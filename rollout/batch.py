@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from diffusion.conditioning import Conditioning
+from rollout.actors import get
 
 
 @dataclass
@@ -156,7 +157,5 @@ class BatchRefs:
         return shards
 
     def fetch(self) -> RolloutBatch:
-        import ray  # only a learner holding a shard of the store's rows needs Ray
-
-        batches = ray.get([ref for ref, _, _ in self.parts])
+        batches = get([ref for ref, _, _ in self.parts])
         return RolloutBatch.concat([b.rows(slice(start, stop)) for b, (_, start, stop) in zip(batches, self.parts, strict=True)])

@@ -18,6 +18,7 @@ from diffusion.model_config import ModelConfig, build_flow_model
 from diffusion.sampling import SamplerConfig, sample
 from diffusion.schedule import stop_window
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
+from rollout.actors import get
 from rollout.batch import RolloutBatch, RolloutSummary
 from value.value_config import ValueConfig, build_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
@@ -184,9 +185,7 @@ class RolloutWorker:
         version (one Ray restarted) loads them first, so a batch asked for again is sampled as asked."""
         (weights,), version = published
         if version != self.version:
-            import ray  # only a Ray actor is handed a reference
-
-            self.load_weights(ray.get(weights), version)
+            self.load_weights(get(weights), version)
         batch = self.sample(prompts, groups, seeds, stops)
         return batch.summary(), batch
 

@@ -1,6 +1,7 @@
-"""`RolloutWorkerGroup`: the rollout workers as Ray actors, with one call per phase (load weights,
-sample, evaluate) that fans out over the workers and returns when all are done. A worker whose process
-dies is restarted by Ray (`rollout.max_restarts`) and its batch in flight asked for again."""
+"""`RolloutWorkerGroup`: the rollout workers as Ray actors (or objects in the driver's process:
+cluster.mode=in_process, `rollout/actors.py`), with one call per phase (load weights, sample, evaluate)
+that fans out over the workers and returns when all are done. A worker whose process dies is restarted
+by Ray (`rollout.max_restarts`) and its batch in flight asked for again."""
 
 import logging
 import time
@@ -11,8 +12,8 @@ import ray
 import torch
 
 from diffusion.sampling import SamplerConfig
+from rollout.actors import RAY, get, start_group
 from rollout.batch import BatchRefs, RolloutSummary
-from rollout.placement import in_bundle, reserve
 from rollout.worker import EvalSamples, RolloutConfig, RolloutWorker
 
 
@@ -39,20 +40,16 @@ def _split(n: int, parts: int) -> list[slice]:
 
 
 class RolloutWorkerGroup:
-    def __init__(self, cfg: RolloutConfig, worker_kwargs: dict, *, timeout_s: float):
-        self.pg = reserve("rollout", cfg.num_workers, cfg.num_cpus, cfg.num_gpus, timeout_s)
-        actor = ray.remote(RolloutWorker)
-        threads = max(1, int(cfg.num_cpus))
-        self.workers = [
-            actor.options(num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus, scheduling_strategy=in_bundle(self.pg, i),
-                          max_restarts=cfg.max_restarts).remote(rollout=cfg, threads=threads, **worker_kwargs)
-            for i in range(cfg.num_workers)
-        ]
+    def __init__(self, cfg: RolloutConfig, worker_kwargs: dict, *, timeout_s: float, mode: str = RAY):
+        kwargs = dict(rollout=cfg, threads=max(1, int(cfg.num_cpus)), **worker_kwargs)
+        self.group = start_group("rollout", RolloutWorker, [()] * cfg.num_workers, kwargs, mode=mode, num_cpus=cfg.num_cpus,
+                                 num_gpus=cfg.num_gpus, timeout_s=timeout_s, max_restarts=cfg.max_restarts)
+        self.workers = self.group.actors
         self.max_restarts, self.timeout_s = cfg.max_restarts, timeout_s
         self.loading: list["ray.ObjectRef"] = []
         self.published: tuple[list, int] | None = None
 
-    def load_weights(self, weights: "ray.ObjectRef", version: int) -> None:
+    def load_weights(self, weights, version: int) -> None:
         """Every worker loads the same published weights (one object in the store, read by all). Returns at
         once: an actor runs one caller's calls in order, so a worker loads them after the batch it is
         sampling and before any batch asked for later, and the driver need not wait. A failed load is
@@ -67,7 +64,7 @@ class RolloutWorkerGroup:
         sent from then on brings the weights it needs."""
         for ref in refs:
             try:
-                ray.get(ref)
+                get(ref)
             except ray.exceptions.RayActorError:
                 pass
 
@@ -95,7 +92,7 @@ class RolloutWorkerGroup:
         (the same rows: every row is a function of its prompt, seed and the weights asked for)."""
         for attempt in range(self.max_restarts + 1):
             try:
-                return ray.get(request.refs[0])
+                return get(request.refs[0])
             except ray.exceptions.RayActorError as err:
                 if attempt == self.max_restarts:
                     raise RuntimeError(
@@ -120,8 +117,8 @@ class RolloutWorkerGroup:
                     raise
                 time.sleep(0.5)
 
-    def evaluate(self, weights: "ray.ObjectRef", prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> EvalSamples:
-        parts: list[EvalSamples] = ray.get([
+    def evaluate(self, weights, prompts: list[str], seeds: list[int], sampler: SamplerConfig) -> EvalSamples:
+        parts: list[EvalSamples] = get([
             w.evaluate.remote(weights, prompts[s], seeds[s], sampler)
             for w, s in zip(self.workers, _split(len(prompts), len(self.workers)), strict=True)
         ])
@@ -131,3 +128,6 @@ class RolloutWorkerGroup:
             rewards=torch.cat([p.rewards for p in parts]),
             reward_terms={k: torch.cat([p.reward_terms[k] for p in parts]) for k in parts[0].reward_terms},
         )
+
+    def shutdown(self) -> None:
+        self.group.shutdown()

@@ -111,6 +111,19 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_pa
         _run(f"resume={tmp_path / 'parts'}", "train.steps=6", "learner.lr=1.0")
 
 
+def test_the_in_process_mode_repeats_the_ray_run(ray_local, tmp_path):
+    """Same seed, CPU, one learner and one worker with one thread each: the same rows, losses and evaluation
+    whether they run as Ray actors or in this process."""
+    same = ["train.steps=2", *SMALL, "learner.num_learners=1", "learner.num_cpus=1", "rollout.num_cpus=1"]
+    on_ray = _run(f"run_dir={tmp_path / 'ray'}", *same)
+    in_process = _run(f"run_dir={tmp_path / 'local'}", "cluster=in_process", *same)
+    assert training_rows(tmp_path / "local") == training_rows(tmp_path / "ray")
+    assert in_process["final_reward"] == on_ray["final_reward"]
+    assert in_process["final_prompt_acc"] == on_ray["final_prompt_acc"]
+    with pytest.raises(ValueError, match="cluster.mode=in_process runs one learner in this process, not learner.num_learners=2"):
+        _run(f"run_dir={tmp_path / 'two'}", "cluster=in_process", "learner.num_learners=2")
+
+
 def _kill_a_learner_after(checkpoint: Path) -> threading.Thread:
     """A thread that waits for `checkpoint`, then SIGKILLs one learner's process (found by its Ray
     process title)."""

@@ -57,9 +57,7 @@ def _one_step_on_one_and_two_learners(ray, learner, setup, *rows, save_to=None) 
             (save_to / str(n)).mkdir()
             group.save(str(save_to / str(n)))
         results.append((group.policy_weights(), ray.get(group.eval_weights()), stats))
-        for a in group.actors:
-            ray.kill(a)
-        ray.util.remove_placement_group(group.pg)
+        group.shutdown()
     return results
 
 
@@ -125,7 +123,5 @@ def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
     fetched = rows.fetch()
     assert torch.equal(fetched.rewards, sampled.rewards) and fetched.policy_version == 1
     assert sampled.nbytes() < 0.01 * sampled.batch_bytes == 0.01 * fetched.nbytes()
-    for actor in group.actors + workers.workers:
-        ray_local.kill(actor)
-    for pg in (group.pg, workers.pg):
-        ray_local.util.remove_placement_group(pg)
+    group.shutdown()
+    workers.shutdown()

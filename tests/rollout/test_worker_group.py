@@ -42,6 +42,4 @@ def test_a_worker_killed_mid_batch_is_restarted_and_its_rows_sampled_again(ray_l
     fetched = rows.fetch()
     assert fetched.seeds.tolist() == seeds and fetched.groups.tolist() == groups  # every row once, in order
     assert summary.policy_version == 1 and torch.equal(summary.rewards, expected.rewards)
-    for actor in workers.workers:
-        ray_local.kill(actor)
-    ray_local.util.remove_placement_group(workers.pg)
+    workers.shutdown()
