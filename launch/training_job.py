@@ -41,6 +41,31 @@ def resumed_config(raw: DictConfig, overrides: list[str], schema: type[JobConfig
     return cfg
 
 
+def continue_or_start(raw: DictConfig, overrides: list[str], schema: type[JobConfig]) -> DictConfig:
+    """resume=auto: continue run_dir from its latest checkpoint if it has one, else start it, so that the
+    same command (re-submitted, or re-run after a crash) carries a run to its end. Refused when the
+    command's settings differ from those the run was started with, or when run_dir is not given (the
+    default is a new folder every time)."""
+    given = {o.split("=", 1)[0].lstrip("+~"): o.split("=", 1)[1] for o in overrides if "=" in o}
+    if "run_dir" not in given:
+        raise ValueError("resume=auto continues the run in run_dir; give it (run_dir=/abs/path): the default is a new folder each time")
+    run_dir = Path(raw.run_dir).expanduser().resolve()
+    if latest_checkpoint(run_dir / CHECKPOINTS) is None:
+        raw.resume = ""
+        return raw
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    differ = []
+    for key in given.keys() - {*RESUME_MAY_CHANGE, "run_dir"}:
+        theirs, mine = OmegaConf.select(saved, key, default=None), OmegaConf.select(raw, key, default=None)
+        if not OmegaConf.is_config(mine) and str(theirs) != str(mine):  # group choices (model=...) are not compared
+            differ.append(f"{key}={theirs} there, {mine} here")
+    if differ:
+        raise ValueError(f"resume=auto: {run_dir} holds a run started with other settings ({'; '.join(differ)}); "
+                         "continue it with its own command, or give another run_dir")
+    raw.resume = str(run_dir)
+    return resumed_config(raw, [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in RESUME_MAY_CHANGE], schema)
+
+
 def _same_path(a: str, b: str) -> bool:
     return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
@@ -112,7 +137,9 @@ def connect(cfg: JobConfig) -> None:
 
 def run(raw: DictConfig, overrides: list[str], schema: type[JobConfig], trainer: type[Trainer]) -> dict:
     """The job on a composed config; `overrides` are the command line's (resume checks them)."""
-    if raw.resume:
+    if raw.resume == "auto":
+        raw = continue_or_start(raw, overrides, schema)
+    elif raw.resume:
         raw = resumed_config(raw, overrides, schema)
     cfg: JobConfig = OmegaConf.to_object(raw)  # every field validated here
     run_dir = Path(cfg.run_dir).expanduser().resolve()  # absolute: a submitted job runs from a temporary copy

@@ -101,7 +101,8 @@ class LoggingConfig:
 class JobConfig:
     """rewards: the training reward's named terms (a weighted sum). rollout: the rollout workers (DRaFT
     uses them only to evaluate). resume: a run directory to continue from its latest checkpoint (its
-    saved config is used; only train.steps may change). device: auto | cpu | cuda, resolved in each actor
+    saved config is used; only train.steps may change), or "auto": continue run_dir if it holds a checkpoint,
+    else start it (the same command, run again, carries a run to its end). device: auto | cpu | cuda, resolved in each actor
     (auto: cuda where Ray gave the actor a GPU through learner.num_gpus / rollout.num_gpus)."""
 
     model: ModelConfig

@@ -98,6 +98,7 @@ class Trainer:
         wall = lambda: self.wall_offset + time.perf_counter() - start  # noqa: E731
         self.start()
         if self.step == 0:
+            self.log.truncate_after(-1)  # a fresh start owns its run directory: an earlier attempt's rows go
             self.log.write({"step": 0, "wall_seconds": wall(), **self.evaluate()})
         bar = tqdm(range(self.step + 1, cfg.train.steps + 1), desc=self.name, unit="step", dynamic_ncols=True)
         for step in bar:

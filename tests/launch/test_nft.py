@@ -111,6 +111,23 @@ def test_stopped_and_resumed_run_repeats_the_uninterrupted_one(ray_local, tmp_pa
         _run(f"resume={tmp_path / 'parts'}", "train.steps=6", "learner.lr=1.0")
 
 
+def test_resume_auto_starts_a_run_then_continues_it_with_the_same_command(tmp_path):
+    """In process, same seed, CPU: the command run twice (stopped after 2 steps, then to 4) writes the
+    metrics of one uninterrupted run; a command with other settings is refused."""
+    same = ["cluster=in_process", *SMALL, "learner.micro_batch=2"]
+    whole = _run(f"run_dir={tmp_path / 'whole'}", "train.steps=4", *same)
+    command = [f"run_dir={tmp_path / 'auto'}", "resume=auto", *same]
+    _run(*command, "train.steps=2")
+    assert sorted(p.name for p in (tmp_path / "auto" / "checkpoints").iterdir()) == ["step_000002"]
+    again = _run(*command, "train.steps=4")
+    assert training_rows(tmp_path / "auto") == training_rows(tmp_path / "whole")
+    assert again["final_reward"] == whole["final_reward"]
+    with pytest.raises(ValueError, match="holds a run started with other settings .*learner.lr=0.001 there, 0.01 here"):
+        _run(*command, "learner.lr=0.01")
+    with pytest.raises(ValueError, match="resume=auto continues the run in run_dir; give it"):
+        _run("resume=auto", *same)
+
+
 def test_the_in_process_mode_repeats_the_ray_run(ray_local, tmp_path):
     """Same seed, CPU, one learner and one worker with one thread each: the same rows, losses and evaluation
     whether they run as Ray actors or in this process."""
