@@ -106,6 +106,7 @@ class NFTLearner(Learner):
             raise ValueError(f"a shard of {len(shard)} rows on {self.world_size} learners; each step takes {self.setup_cfg.rows_per_step}")
         items = self.items(shard, step)
         z_all, tau_all, cond_all = shard.latents.to(device), shard.times.to(device), shard.cond.to(device)
+        cond_of = shard.cond_index()  # a row's entry of cond_all (one per distinct prompt)
         stats = {"loss": 0.0, "policy_loss": 0.0, "kl": 0.0}  # weighted as the loss: one row, one share
         chunks = [slice(start, start + mb) for start in range(0, len(items), mb)]
         passes = self._passes(len(chunks))
@@ -113,7 +114,7 @@ class NFTLearner(Learner):
             # A rank with fewer chunks than another pads with one item at weight 0: a pass that adds nothing.
             sel = chunks[k] if k < len(chunks) else slice(0, 1)
             rows = items.row[sel]
-            z, tau, cond, rr = z_all[rows], tau_all[rows], cond_all.index(rows), r[rows].to(device)
+            z, tau, cond, rr = z_all[rows], tau_all[rows], cond_all.index(cond_of[rows]), r[rows].to(device)
             t, eps = items.t[sel].to(device), items.eps[sel].to(device)
             weight = items.weight[sel].to(device) if k < len(chunks) else torch.zeros(1, device=device, dtype=torch.float64)
             z_t, target = bridge(z, tau, t, eps)  # tau = 0: z_t = (1 - t) x0 + t eps, target eps - x0

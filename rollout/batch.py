@@ -1,9 +1,10 @@
 """`RolloutBatch`: what a rollout worker hands the learners, one row per sample; `RolloutSummary`: what the
 driver reads of it; `BatchRefs`: the rows left in Ray's object store, passed on by reference.
 
-Samples of one prompt form a group (DiffusionNFT normalises rewards within it). Every row keeps the
-seed it was sampled with; the learners derive the row's training noise from it, so how a batch is split
-across learners does not change what any row trains on.
+Samples of one prompt form a group (DiffusionNFT normalises rewards within it), and a batch holds one
+encoding per distinct prompt, not per row (under SD3.5 a 333 x 4096 embedding, 24 rows a group). Every
+row keeps the seed it was sampled with; the learners derive the row's training noise from it, so how a
+batch is split across learners does not change what any row trains on.
 """
 
 from dataclasses import dataclass, field
@@ -15,9 +16,14 @@ from diffusion.conditioning import Conditioning
 from rollout.actors import get
 
 
+def distinct(prompts: list[str]) -> list[str]:
+    """The prompts once each, in order of first appearance: the rows of a batch's `cond`."""
+    return list(dict.fromkeys(prompts))
+
+
 @dataclass
 class RolloutBatch:
-    """N rows. latents (N, C, h, w): where each rollout stopped, at time `times` (N,): clean samples
+    """N rows. cond: the encoding of each of `distinct(prompts)` (`cond_index` maps rows to it). latents (N, C, h, w): where each rollout stopped, at time `times` (N,): clean samples
     x0 (t = 0) of full rollouts, z_tau of partial ones. groups (N,) long: prompt group ids, unique across
     the whole training batch. seeds (N,) long. rewards (N,): the weighted sum of `reward_terms` (each
     (N,)), or the value of z_tau. policy_version: the published weights the rows were sampled with.
@@ -36,7 +42,9 @@ class RolloutBatch:
 
     def __post_init__(self):
         n = len(self.prompts)
-        rows = {"cond": len(self.cond), "latents": self.latents.shape[0], "times": self.times.shape[0], "groups": self.groups.shape[0],
+        if len(self.cond) != len(distinct(self.prompts)):
+            raise ValueError(f"a rollout batch of {len(distinct(self.prompts))} distinct prompts has {len(self.cond)} encodings")
+        rows = {"latents": self.latents.shape[0], "times": self.times.shape[0], "groups": self.groups.shape[0],
                 "seeds": self.seeds.shape[0], "rewards": self.rewards.shape[0]}
         rows.update({f"reward_terms[{k}]": v.shape[0] for k, v in self.reward_terms.items()})
         if any(r != n for r in rows.values()):
@@ -45,10 +53,17 @@ class RolloutBatch:
     def __len__(self) -> int:
         return len(self.prompts)
 
+    def cond_index(self) -> torch.Tensor:
+        """(N,) long: each row's entry of `cond`."""
+        position = {p: k for k, p in enumerate(distinct(self.prompts))}
+        return torch.tensor([position[p] for p in self.prompts], dtype=torch.long)
+
     def rows(self, idx: slice) -> "RolloutBatch":
+        prompts = self.prompts[idx]
+        position = {p: k for k, p in enumerate(distinct(self.prompts))}
         return RolloutBatch(
-            prompts=self.prompts[idx],
-            cond=self.cond.index(idx),
+            prompts=prompts,
+            cond=self.cond.index([position[p] for p in distinct(prompts)]),
             latents=self.latents[idx],
             times=self.times[idx],
             groups=self.groups[idx],
@@ -73,9 +88,11 @@ class RolloutBatch:
         for b in batches:
             for k, v in b.seconds.items():
                 seconds[k] = seconds.get(k, 0.0) + v
+        prompts = [p for b in batches for p in b.prompts]
+        encoded = [p for b in batches for p in distinct(b.prompts)]  # the rows of the batches' cond, in order
         return RolloutBatch(
-            prompts=[p for b in batches for p in b.prompts],
-            cond=Conditioning.concat([b.cond for b in batches]),
+            prompts=prompts,
+            cond=Conditioning.concat([b.cond for b in batches]).index([encoded.index(p) for p in distinct(prompts)]),
             latents=torch.cat([b.latents for b in batches]),
             times=torch.cat([b.times for b in batches]),
             groups=torch.cat([b.groups for b in batches]),

@@ -19,7 +19,7 @@ from diffusion.sampling import SamplerConfig, sample
 from diffusion.schedule import stop_window
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
 from rollout.actors import get
-from rollout.batch import RolloutBatch, RolloutSummary
+from rollout.batch import RolloutBatch, RolloutSummary, distinct
 from value.value_config import ValueConfig, build_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
 
@@ -111,13 +111,16 @@ class RolloutWorker:
     @torch.no_grad()
     def _latents(self, prompts: list[str], seeds: list[int], sampler: SamplerConfig, stops: list[int] | None = None):
         """Latents where each row stops (N, C, h, w; clean without `stops`), their times (N,) and the
-        conditioning; rows sharing a stop step are batched together, cfg.batch_size at a time."""
+        encoding of each distinct prompt (`distinct(prompts)`: a group's prompt is encoded once); rows
+        sharing a stop step are batched together, cfg.batch_size at a time."""
         C, h, w = self.latent_shape
         times = self.model.schedule(sampler.num_steps, h, w)
         stops = stops if stops is not None else [sampler.num_steps] * len(prompts)
         null = self.model.null_condition(sampler.cfg_scale)
-        cond = Conditioning.concat([self.model.encode_prompt(prompts[s : s + self.cfg.batch_size])
-                                    for s in range(0, len(prompts), self.cfg.batch_size)])
+        once = distinct(prompts)
+        encoded = Conditioning.concat([self.model.encode_prompt(once[s : s + self.cfg.batch_size])
+                                       for s in range(0, len(once), self.cfg.batch_size)])
+        cond = encoded.index([once.index(p) for p in prompts])  # a row's own, for sampling
         latents = torch.empty(len(prompts), C, h, w, device=self.device, dtype=cond.prompt_embeds.dtype)
         for stop in sorted(set(stops)):
             rows = [i for i, k in enumerate(stops) if k == stop]
@@ -127,7 +130,7 @@ class RolloutWorker:
                 traj = sample(self.model, cond.index(idx), times=times, seeds=[seeds[i] for i in idx],
                               latent_shape=(C, h, w), config=sampler, null_cond=null_cond, stop=stop)
                 latents[idx] = traj.final
-        return latents, times[torch.tensor(stops)], cond
+        return latents, times[torch.tensor(stops)], encoded
 
     @torch.no_grad()
     def _score(self, latents: torch.Tensor, prompts: list[str]):

@@ -122,6 +122,7 @@ def test_published_weights_are_identical_on_every_rollout_worker(ray_local):
     # The driver read rewards and ids only; the rows it passes on by reference are the ones they score.
     fetched = rows.fetch()
     assert torch.equal(fetched.rewards, sampled.rewards) and fetched.policy_version == 1
-    assert sampled.nbytes() < 0.01 * sampled.batch_bytes == 0.01 * fetched.nbytes()
+    # batch_bytes: what the workers left in the store (each its own encoding of the prompt they share).
+    assert sampled.nbytes() < 0.01 * sampled.batch_bytes and fetched.nbytes() <= sampled.batch_bytes
     group.shutdown()
     workers.shutdown()

@@ -23,7 +23,7 @@ def _learner(fraction: float = 0.99) -> NFTLearner:
 def _batch(times, seeds=(1, 2, 3, 4)) -> RolloutBatch:
     n = len(times)
     return RolloutBatch(
-        prompts=["p"] * n, cond=Conditioning(torch.zeros(n, 1, 2), torch.zeros(n, 2)), latents=torch.zeros(n, 1, 2, 2),
+        prompts=["p"] * n, cond=Conditioning(torch.zeros(1, 1, 2), torch.zeros(1, 2)), latents=torch.zeros(n, 1, 2, 2),
         times=torch.tensor(times), groups=torch.zeros(n, dtype=torch.long), seeds=torch.tensor(seeds),
         rewards=torch.zeros(n), reward_terms={}, policy_version=0,
     )

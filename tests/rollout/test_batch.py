@@ -8,9 +8,11 @@ from rollout.batch import BatchRefs, RolloutBatch, RolloutSummary
 
 
 def _batch(n: int, version: int = 3) -> RolloutBatch:
+    """n rows in groups of 2 images of one prompt, p0 p0 p1 p1 ...; prompt k's encoding holds k's numbers."""
+    k = (n + 1) // 2
     return RolloutBatch(
-        prompts=[f"p{i}" for i in range(n)],
-        cond=Conditioning(torch.arange(n * 6.0).view(n, 2, 3), torch.arange(n * 2.0).view(n, 2)),
+        prompts=[f"p{i // 2}" for i in range(n)],
+        cond=Conditioning(torch.arange(k * 6.0).view(k, 2, 3), torch.arange(k * 2.0).view(k, 2)),
         latents=torch.randn(n, 4, 2, 2),
         times=torch.zeros(n),
         groups=torch.arange(n) // 2,
@@ -25,13 +27,33 @@ def _batch(n: int, version: int = 3) -> RolloutBatch:
 def test_chunk_then_concat_gives_back_the_rows_in_order():
     batch = _batch(8)
     shards = batch.chunk(2)
-    assert [s.prompts for s in shards] == [["p0", "p1", "p2", "p3"], ["p4", "p5", "p6", "p7"]]
+    assert [s.prompts for s in shards] == [["p0", "p0", "p1", "p1"], ["p2", "p2", "p3", "p3"]]
     back = RolloutBatch.concat(shards)
     assert back.prompts == batch.prompts
     torch.testing.assert_close(back.latents, batch.latents)
     torch.testing.assert_close(back.cond.prompt_embeds, batch.cond.prompt_embeds)
     torch.testing.assert_close(back.reward_terms["a"], batch.reward_terms["a"])
     assert back.seconds == {"rollout": 2.0}  # summed over the parts
+
+
+def _row_encodings(batch: RolloutBatch) -> torch.Tensor:
+    return batch.cond.prompt_embeds[batch.cond_index()]
+
+
+def test_a_batch_holds_one_encoding_per_distinct_prompt_and_its_rows_find_theirs():
+    batch = _batch(8)
+    assert len(batch.cond) == 4 and batch.cond_index().tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    expected = _row_encodings(batch)
+    # A shard starting inside a group keeps only its own prompts' encodings, each once.
+    shard = batch.rows(slice(3, 7))
+    assert shard.prompts == ["p1", "p2", "p2", "p3"] and len(shard.cond) == 3
+    assert torch.equal(_row_encodings(shard), expected[3:7])
+    # Two parts sharing prompt p1 (a group split over two workers): one encoding in the whole.
+    whole = RolloutBatch.concat([batch.rows(slice(0, 3)), batch.rows(slice(3, 8))])
+    assert len(whole.cond) == 4 and torch.equal(_row_encodings(whole), expected)
+    with pytest.raises(ValueError, match="4 distinct prompts has 8 encodings"):
+        RolloutBatch(batch.prompts, Conditioning.concat([batch.cond, batch.cond]), batch.latents, batch.times, batch.groups,
+                     batch.seeds, batch.rewards, batch.reward_terms, 0)
 
 
 def test_concat_keeps_the_oldest_policy_version():

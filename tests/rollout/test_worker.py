@@ -28,7 +28,7 @@ def test_sample_is_seeded_weighted_and_tagged_with_the_policy_version():
     worker = _worker()
     prompts, groups, seeds = ["a red seven"] * 2 + ["two blue threes"] * 2, [0, 0, 1, 1], [5, 6, 7, 8]
     batch = worker.sample(prompts, groups, seeds)
-    assert batch.latents.shape == (4, 4, 8, 8) and batch.cond.prompt_embeds.shape[0] == 4
+    assert batch.latents.shape == (4, 4, 8, 8) and batch.cond.prompt_embeds.shape[0] == 2  # one per prompt
     torch.testing.assert_close(batch.rewards, 2.0 * batch.reward_terms["clip"])
     assert batch.policy_version == 0 and batch.seconds["rollout"] > 0
     # Same seeds, same samples, whatever else is in the batch.
