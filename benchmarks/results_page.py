@@ -118,8 +118,18 @@ def pipeline(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def one_machine(result: dict) -> str:
+    """In-process vs Ray on one machine: the summary, then both arms side by side."""
+    out = [table(["summary", "value"], [[k, v] for k, v in result.items() if not isinstance(v, (dict, list))])]
+    arms = result["arms"]
+    out.append("\n" + table(["metric", "in process (cluster=in_process)", "Ray (2 workers, 2 learners)"],
+                            [[k, arms["in_process"][k], arms["ray"][k]] for k in arms["in_process"]]))
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
-    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale, "pipeline": pipeline}
+    kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale,
+             "pipeline": pipeline, "one_machine": one_machine}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
     print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))

@@ -19,7 +19,8 @@ def test_the_committed_pages_hold_what_their_json_renders_to():
     for kind, render, name in (("dps", page.dps, "2026-12-07-dps-tilt"),
                                ("tilt_sweep", page.steering_sweep, "2026-12-07-tilt-sweep"),
                                ("real_scale", page.real_scale, "2026-12-07-real-scale"),
-                               ("pipeline", page.pipeline, "2026-12-07-pipeline")):
+                               ("pipeline", page.pipeline, "2026-12-07-pipeline"),
+                               ("one_machine", page.one_machine, "2026-12-07-one-machine")):
         rendered = render(json.loads((RESULTS / f"{name}.json").read_text()))
         text = (RESULTS / f"{name}.md").read_text()
         for line in rendered.strip().splitlines():
