@@ -78,6 +78,8 @@ class NFTTrainer(Trainer):
             "data/driver_bytes": batch.nbytes(), "data/batch_bytes": batch.batch_bytes,
             "time/rollout_wait": waited, "time/learner": t1 - t0, "time/sync": t2 - t1, "time/step": t2 - tick,
         }
+        # Idle seconds per step. The workers sample one batch a step (at any max_staleness, once the pipeline is
+        # full), so a step's seconds less a batch's sampling and scoring are their idle time, on average.
         row["time/learner_idle"] = row["time/step"] - row["time/learner"]
         row["time/rollout_idle"] = max(0.0, row["time/step"] - row["time/rollout"] - row["time/scoring"])
         return row
