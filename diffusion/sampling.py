@@ -6,6 +6,7 @@ seeded with its own seed, so a sample does not depend on which batch it was draw
 at step k gives exactly the prefix of the full trajectory.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -79,19 +80,35 @@ def euler_step(z: torch.Tensor, u: torch.Tensor, t: float, t_next: float) -> tor
     return z - (t - t_next) * u
 
 
-def sde_step(
-    z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, noise: torch.Tensor, sde_noise: float
-) -> torch.Tensor:
-    """Euler-Maruyama step of the reverse SDE with the same marginals as the ODE.
+def sde_mean_std(
+    z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, sde_noise: float
+) -> tuple[torch.Tensor, float, float]:
+    """The Euler-Maruyama step of the reverse SDE with the same marginals as the ODE, as a Gaussian:
+    (mean (B, C, h, w), its std nu_t sqrt(t - t_next), nu_t).
 
     dz = [u - (nu^2 / 2) grad log p] dt + nu dW with grad log p = -(z + (1 - t) u) / t (StitchVM eq. 25)
-    and nu_t^2 = a^2 t / (1 - t) (Flow-GRPO's schedule). 1 - t is floored at the step size so the first
-    step from t = 1 stays finite. noise: (B, C, h, w) standard normal.
+    and nu_t^2 = a^2 t / (1 - t) (Flow-GRPO's schedule and step, `sd3_sde_with_logprob`). 1 - t is
+    floored at the step size so the first step from t = 1 stays finite (Flow-GRPO: 1 - sigma_1 there).
     """
     dt = t - t_next
     nu2 = sde_noise**2 * t / max(1 - t, dt)
     drift = u + nu2 / (2 * t) * (z + (1 - t) * u)
-    return z - dt * drift + (nu2 * dt) ** 0.5 * noise
+    return z - dt * drift, (nu2 * dt) ** 0.5, nu2**0.5
+
+
+def sde_log_prob(z_next: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
+    """(B,) log-density of z_next under N(mean, std^2 I), averaged over its elements (Flow-GRPO's
+    per-pixel mean; a ratio of two of them is the per-element geometric mean of the densities' ratio)."""
+    log_p = -((z_next.detach() - mean) ** 2) / (2 * std**2) - math.log(std) - 0.5 * math.log(2 * math.pi)
+    return log_p.flatten(1).mean(1)
+
+
+def sde_step(
+    z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, noise: torch.Tensor, sde_noise: float
+) -> torch.Tensor:
+    """A draw of `sde_mean_std`'s Gaussian; noise: (B, C, h, w) standard normal."""
+    mean, std, _ = sde_mean_std(z, u, t, t_next, sde_noise)
+    return mean + std * noise
 
 
 def per_sample_normal(shape: tuple[int, ...], generators: list[torch.Generator], device) -> torch.Tensor:

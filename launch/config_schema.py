@@ -12,6 +12,7 @@ from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from launch.prompt_file import read_prompt_file
 from learner.draft_config import DraftJobConfig
+from learner.grpo_config import GRPOJobConfig
 from learner.nft_config import NFTJobConfig
 from rollout.steering import SteerConfig
 from stitching.images import ImageSourceConfig
@@ -138,5 +139,6 @@ def register_schemas() -> None:
     cs.store(name="world_schema", node=WorldJobConfig)
     cs.store(name="stitch_schema", node=StitchJobConfig)
     cs.store(name="nft_schema", node=NFTJobConfig)
+    cs.store(name="grpo_schema", node=GRPOJobConfig)
     cs.store(name="draft_schema", node=DraftJobConfig)
     cs.store(name="steer_schema", node=SteerJobConfig)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from learner.learner import Learner, LearnerSetup
 from learner.nft_config import NFTJobConfig
 from learner.nft_learner import NFTLearner, NFTSetup
 from learner.nft_loss import optimality_probability
@@ -22,21 +23,33 @@ from learner.trainer import Trainer, prompts_for_step
 
 class NFTTrainer(Trainer):
     name = "nft"
+    learner: type[Learner] = NFTLearner
 
     def __init__(self, cfg: NFTJobConfig, run_dir: Path, train_prompts: list[str], eval_prompts: list[str], verifier=None):
-        setup = NFTSetup(
+        super().__init__(cfg, run_dir, train_prompts, eval_prompts, verifier, self.learner, self.learner_setup(cfg))
+        self.pending: deque = deque()
+
+    @staticmethod
+    def learner_setup(cfg: NFTJobConfig) -> LearnerSetup:
+        return NFTSetup(
             model=cfg.model, finetune=cfg.finetune, nft=cfg.nft, learner=cfg.learner, rows_per_step=cfg.train.rows_per_step,
             rollout_steps=cfg.rollout.sampler.num_steps, height=cfg.height, width=cfg.width, seed=cfg.seed, device=cfg.device,
         )
-        super().__init__(cfg, run_dir, train_prompts, eval_prompts, verifier, NFTLearner, setup)
-        self.pending: deque = deque()
 
     def _launch_rollout(self, step: int) -> list:
         P, K, R = self.cfg.train.prompts_per_step, self.cfg.train.group_size, self.cfg.train.rows_per_step
         prompts = prompts_for_step(self.train_prompts, step, P, self.cfg.seed)
         rows = [p for p in prompts for _ in range(K)]
         groups = [(step - 1) * P + i // K for i in range(R)]
-        return self.workers.sample(rows, groups, self.step_seeds(step), self._stops(step, groups))
+        return self.workers.sample(rows, groups, self.step_seeds(step), self._stops(step, groups), self._window(step))
+
+    def _window(self, step: int):
+        """The SDE window a step's rollouts record (Flow-GRPO); DiffusionNFT's ODE rollouts have none."""
+        return None
+
+    def _learner_signal(self, rewards, groups):
+        """(group advantages, what the learners weigh each row by: DiffusionNFT's optimality probability r)."""
+        return optimality_probability(rewards, groups, self.cfg.nft.adv_clip)
 
     def _stops(self, step: int, groups: list[int]) -> list[int] | None:
         """Partial rollouts: one stop step per prompt group, uniform over rollout.horizon's window."""
@@ -62,7 +75,7 @@ class NFTTrainer(Trainer):
         batch, rows = self.workers.collect(self.pending.popleft())  # the rows stay in the store, for the learners
         waited = time.perf_counter() - tick
         assert step - 1 - batch.policy_version <= cfg.train.max_staleness, "a batch older than train.max_staleness"
-        advantages, r = optimality_probability(batch.rewards, batch.groups, cfg.nft.adv_clip)
+        advantages, r = self._learner_signal(batch.rewards, batch.groups)
         t0 = time.perf_counter()
         stats = self.learners.train_step(rows, r, step=step)
         t1 = time.perf_counter()

@@ -39,6 +39,7 @@ class RolloutBatch:
     reward_terms: dict[str, torch.Tensor]
     policy_version: int
     seconds: dict[str, float] = field(default_factory=dict)
+    steps: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self):
         n = len(self.prompts)
@@ -47,6 +48,7 @@ class RolloutBatch:
         rows = {"latents": self.latents.shape[0], "times": self.times.shape[0], "groups": self.groups.shape[0],
                 "seeds": self.seeds.shape[0], "rewards": self.rewards.shape[0]}
         rows.update({f"reward_terms[{k}]": v.shape[0] for k, v in self.reward_terms.items()})
+        rows.update({f"steps[{k}]": v.shape[0] for k, v in self.steps.items()})
         if any(r != n for r in rows.values()):
             raise ValueError(f"a rollout batch of {n} prompts has rows {rows}")
 
@@ -72,6 +74,7 @@ class RolloutBatch:
             reward_terms={k: v[idx] for k, v in self.reward_terms.items()},
             policy_version=self.policy_version,
             seconds=dict(self.seconds),
+            steps={k: v[idx] for k, v in self.steps.items()},
         )
 
     def chunk(self, n: int) -> list["RolloutBatch"]:
@@ -101,6 +104,7 @@ class RolloutBatch:
             reward_terms={k: torch.cat([b.reward_terms[k] for b in batches]) for k in batches[0].reward_terms},
             policy_version=min(b.policy_version for b in batches),
             seconds=seconds,
+            steps={k: torch.cat([b.steps[k] for b in batches]) for k in batches[0].steps},
         )
 
     def fetch(self) -> "RolloutBatch":
@@ -113,7 +117,7 @@ class RolloutBatch:
 
     def nbytes(self) -> int:
         tensors = [self.cond.prompt_embeds, self.cond.pooled, self.latents, self.times, self.groups, self.seeds, self.rewards,
-                   *self.reward_terms.values()]
+                   *self.reward_terms.values(), *self.steps.values()]
         return sum(t.numel() * t.element_size() for t in tensors) + sum(len(p.encode()) for p in self.prompts)
 
 

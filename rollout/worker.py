@@ -20,6 +20,7 @@ from diffusion.schedule import stop_window
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
 from rollout.actors import get
 from rollout.batch import RolloutBatch, RolloutSummary, distinct
+from rollout.sde_window import SDEWindow, SDEWindowHooks
 from value.value_config import ValueConfig, build_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
 
@@ -109,10 +110,12 @@ class RolloutWorker:
         return {n: p.detach().cpu().clone() for n, p in trainable_weights(self.model).items()}
 
     @torch.no_grad()
-    def _latents(self, prompts: list[str], seeds: list[int], sampler: SamplerConfig, stops: list[int] | None = None):
-        """Latents where each row stops (N, C, h, w; clean without `stops`), their times (N,) and the
-        encoding of each distinct prompt (`distinct(prompts)`: a group's prompt is encoded once); rows
-        sharing a stop step are batched together, cfg.batch_size at a time."""
+    def _latents(self, prompts: list[str], seeds: list[int], sampler: SamplerConfig, stops: list[int] | None = None,
+                 window: SDEWindow | None = None):
+        """Latents where each row stops (N, C, h, w; clean without `stops`), their times (N,), the
+        encoding of each distinct prompt (`distinct(prompts)`: a group's prompt is encoded once) and, with
+        an SDE `window` (Flow-GRPO), its latents (N, W + 1, C, h, w), log-probabilities (N, W) and first
+        step (N,) as RolloutBatch.steps; rows sharing a stop step are batched together, cfg.batch_size at a time."""
         C, h, w = self.latent_shape
         times = self.model.schedule(sampler.num_steps, h, w)
         stops = stops if stops is not None else [sampler.num_steps] * len(prompts)
@@ -122,15 +125,26 @@ class RolloutWorker:
                                        for s in range(0, len(once), self.cfg.batch_size)])
         cond = encoded.index([once.index(p) for p in prompts])  # a row's own, for sampling
         latents = torch.empty(len(prompts), C, h, w, device=self.device, dtype=cond.prompt_embeds.dtype)
+        steps = {}
+        if window is not None:
+            if min(stops) < window.stop:
+                raise ValueError(f"a row stops at step {min(stops)}, inside the SDE window of steps {window.start}..{window.stop - 1}")
+            W = window.stop - window.start
+            steps = {"latents": torch.empty(len(prompts), W + 1, C, h, w, dtype=latents.dtype),
+                     "log_probs": torch.empty(len(prompts), W), "start": torch.full((len(prompts),), window.start)}
         for stop in sorted(set(stops)):
             rows = [i for i, k in enumerate(stops) if k == stop]
             for start in range(0, len(rows), self.cfg.batch_size):
                 idx = rows[start : start + self.cfg.batch_size]
                 null_cond = null.index([0] * len(idx)) if null is not None else None
+                hooks = SDEWindowHooks(window) if window is not None else None
                 traj = sample(self.model, cond.index(idx), times=times, seeds=[seeds[i] for i in idx],
-                              latent_shape=(C, h, w), config=sampler, null_cond=null_cond, stop=stop)
+                              latent_shape=(C, h, w), config=sampler, null_cond=null_cond, stop=stop, hooks=hooks)
                 latents[idx] = traj.final
-        return latents, times[torch.tensor(stops)], encoded
+                if hooks is not None:
+                    steps["latents"][idx] = traj.latents[window.start : window.stop + 1].transpose(0, 1).cpu()
+                    steps["log_probs"][idx] = torch.stack(hooks.log_probs, 1).float().cpu()
+        return latents, times[torch.tensor(stops)], encoded, steps
 
     @torch.no_grad()
     def _score(self, latents: torch.Tensor, prompts: list[str]):
@@ -155,13 +169,15 @@ class RolloutWorker:
             raise FloatingPointError(f"the {self.cfg.value.kind} value returned NaN or inf; check rollout.value and the reward")
         return values, {"value": values}
 
-    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> RolloutBatch:
-        """One row per (prompt, group id, seed[, stop step]): sample with the loaded weights, score (the
-        pixel reward on clean samples, the value on partial ones), return CPU tensors."""
+    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None,
+               window: SDEWindow | None = None) -> RolloutBatch:
+        """One row per (prompt, group id, seed[, stop step]): sample with the loaded weights (SDE steps in
+        `window`, recorded in the batch's steps), score (the pixel reward on clean samples, the value on
+        partial ones), return CPU tensors."""
         if (stops is None) != (self.value is None):
             raise ValueError("stop steps are given exactly when rollout.horizon is partial")
         tick = time.perf_counter()
-        latents, t, cond = self._latents(prompts, seeds, self.cfg.sampler, stops)
+        latents, t, cond, steps = self._latents(prompts, seeds, self.cfg.sampler, stops, window)
         tock = time.perf_counter()
         if self.value is None:
             _, total, terms = self._score(latents, prompts)
@@ -178,10 +194,11 @@ class RolloutWorker:
             reward_terms={k: v.cpu() for k, v in terms.items()},
             policy_version=self.version,
             seconds={"rollout": tock - tick, "scoring": time.perf_counter() - tock},
+            steps=steps,
         )
 
     def sample_and_summarise(self, published: tuple[list, int], prompts: list[str], groups: list[int], seeds: list[int],
-                             stops: list[int] | None = None) -> tuple[RolloutSummary, RolloutBatch]:
+                             stops: list[int] | None = None, window: SDEWindow | None = None) -> tuple[RolloutSummary, RolloutBatch]:
         """`sample` with the published weights asked for, returned as two objects: what the driver reads, and
         the rows the learners fetch (called with two return references, so the rows stay in the object
         store). published: ([a reference to the weights], their version); a worker that has another
@@ -189,7 +206,7 @@ class RolloutWorker:
         (weights,), version = published
         if version != self.version:
             self.load_weights(get(weights), version)
-        batch = self.sample(prompts, groups, seeds, stops)
+        batch = self.sample(prompts, groups, seeds, stops, window)
         return batch.summary(), batch
 
     def pid(self) -> int:
@@ -200,7 +217,7 @@ class RolloutWorker:
         policy = {n: p.detach().clone() for n, p in trainable_weights(self.model).items()}
         load_trainable_weights(self.model, weights)
         try:
-            latents, _, _ = self._latents(prompts, seeds, sampler)
+            latents, _, _, _ = self._latents(prompts, seeds, sampler)
             images, total, terms = self._score(latents, prompts)
         finally:
             load_trainable_weights(self.model, policy)

@@ -14,6 +14,7 @@ import torch
 from diffusion.sampling import SamplerConfig
 from rollout.actors import RAY, get, start_group
 from rollout.batch import BatchRefs, RolloutSummary
+from rollout.sde_window import SDEWindow
 from rollout.worker import EvalSamples, RolloutConfig, RolloutWorker
 
 
@@ -68,13 +69,14 @@ class RolloutWorkerGroup:
             except ray.exceptions.RayActorError:
                 pass
 
-    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None) -> list[SampleRequest]:
-        """Start sampling with the last published weights, rows split contiguously over the workers;
-        `collect` the requests."""
+    def sample(self, prompts: list[str], groups: list[int], seeds: list[int], stops: list[int] | None = None,
+               window: SDEWindow | None = None) -> list[SampleRequest]:
+        """Start sampling with the last published weights (SDE steps in `window`: Flow-GRPO), rows split
+        contiguously over the workers; `collect` the requests."""
         assert self.published is not None, "sample before any load_weights"
         requests = []
         for i, s in enumerate(_split(len(prompts), len(self.workers))):
-            args = (self.published, prompts[s], groups[s], seeds[s], stops[s] if stops is not None else None)
+            args = (self.published, prompts[s], groups[s], seeds[s], stops[s] if stops is not None else None, window)
             requests.append(SampleRequest(i, args, self._ask(i, args)))
         return requests
 
