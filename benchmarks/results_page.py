@@ -127,9 +127,24 @@ def one_machine(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def grpo_speed(result: dict) -> str:
+    """Flow-GRPO-Fast full vs value stop (and NFT): the summary, then per seed the arms side by side."""
+    out = [table(["summary", "value"], [[k, v] for k, v in result.items() if not isinstance(v, (dict, list))])]
+    arms = ("fast_full", "fast_value", "nft_full")
+    for seed, s in result["seeds"].items():
+        out.append(f"\n**Seed {seed}** (target: Flow-GRPO-Fast's final verifier score with full rollouts, {fmt(s['target'])}; "
+                   f"training seconds to it: full {fmt(s['train_seconds_to_target_full'])}, value stop "
+                   f"{fmt(s['train_seconds_to_target_value'])}, NFT {fmt(s['train_seconds_to_target_nft'])})\n")
+        rows = [["final_prompt_acc", *(s[f"final_prompt_acc_{a}"] for a in arms)],
+                ["final_reward", *(s[f"final_reward_{a}"] for a in arms)]]
+        rows += [[f"seconds/step: {phase}", *(s[f"step_split_{a}"][phase] for a in arms)] for phase in s["step_split_fast_full"]]
+        out.append(table(["metric", "Fast, full rollouts", "Fast, value stop", "DiffusionNFT, full"], rows))
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale,
-             "pipeline": pipeline, "one_machine": one_machine}
+             "pipeline": pipeline, "one_machine": one_machine, "grpo_speed": grpo_speed}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
     print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))
