@@ -20,7 +20,8 @@ def test_the_committed_pages_hold_what_their_json_renders_to():
                                ("tilt_sweep", page.steering_sweep, "2026-12-07-tilt-sweep"),
                                ("real_scale", page.real_scale, "2026-12-07-real-scale"),
                                ("pipeline", page.pipeline, "2026-12-07-pipeline"),
-                               ("one_machine", page.one_machine, "2026-12-07-one-machine")):
+                               ("one_machine", page.one_machine, "2026-12-07-one-machine"),
+                               ("grpo_speed", page.grpo_speed, "2026-12-07-grpo-speed")):
         rendered = render(json.loads((RESULTS / f"{name}.json").read_text()))
         text = (RESULTS / f"{name}.md").read_text()
         for line in rendered.strip().splitlines():
