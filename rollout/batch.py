@@ -23,11 +23,14 @@ def distinct(prompts: list[str]) -> list[str]:
 
 @dataclass
 class RolloutBatch:
-    """N rows. cond: the encoding of each of `distinct(prompts)` (`cond_index` maps rows to it). latents (N, C, h, w): where each rollout stopped, at time `times` (N,): clean samples
-    x0 (t = 0) of full rollouts, z_tau of partial ones. groups (N,) long: prompt group ids, unique across
+    """N rows. cond: the encoding of each of `distinct(prompts)` (`cond_index` maps rows to it). latents
+    (N, C, h, w): where each rollout stopped, at time `times` (N,): clean samples x0 (t = 0) of full
+    rollouts, z_tau of partial ones. groups (N,) long: prompt group ids, unique across
     the whole training batch. seeds (N,) long. rewards (N,): the weighted sum of `reward_terms` (each
     (N,)), or the value of z_tau. policy_version: the published weights the rows were sampled with.
-    seconds: wall time per phase ("rollout", "scoring") spent making these rows."""
+    seconds: wall time per phase ("rollout", "scoring") spent making these rows. steps: per-row tensors an
+    objective adds (Flow-GRPO: its SDE window's latents (N, W + 1, C, h, w), their log-probabilities under
+    the sampling weights (N, W) and the window's first step (N,))."""
 
     prompts: list[str]
     cond: Conditioning
