@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import launch.grpo as grpo  # noqa: E402
 import launch.nft as nft  # noqa: E402
 from launch.horizon_report import time_to  # noqa: E402
-from nft_speed import ratio, step_split, worst  # noqa: E402
+from nft_speed import TARGETS, step_split, times_to_target, worst  # noqa: E402
 from training_runs import comparison_args, run_training  # noqa: E402
 
 ARMS = {"fast_full": (grpo, "grpo", ["rollout.horizon=full"]),
@@ -39,13 +39,9 @@ def arm(out: Path, name: str, horizon: str, steps: int, seed: int, extra: list[s
 
 def compare(arms: dict) -> dict:
     full, value = arms["fast_full"], arms["fast_value"]
-    out = {}
-    for name, metric, final in (("", "eval/prompt_acc", "final_prompt_acc"), ("_reward", "eval/reward", "final_reward")):
-        target = full["summary"][final]
-        t_full, t_value = (time_to(a["rows"], target, "train_seconds", metric) for a in (full, value))
-        out |= {f"target{name}": target, f"train_seconds_to_target{name}_full": t_full,
-                f"train_seconds_to_target{name}_value": t_value, f"speedup_time_to_target{name}": ratio(t_full, t_value),
-                f"train_seconds_to_target{name}_nft": time_to(arms["nft_full"]["rows"], target, "train_seconds", metric)}
+    out = times_to_target(full, value)
+    for name, metric, _ in TARGETS:
+        out[f"train_seconds_to_target{name}_nft"] = time_to(arms["nft_full"]["rows"], out[f"target{name}"], "train_seconds", metric)
     for key, a in arms.items():
         out |= {f"final_prompt_acc_{key}": a["summary"]["final_prompt_acc"], f"final_reward_{key}": a["summary"]["final_reward"],
                 f"step_split_{key}": a["split"]}

@@ -55,14 +55,24 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def compare(full: dict, value: dict) -> dict:
-    """One seed's comparison of the two arms."""
+TARGETS = (("", "eval/prompt_acc", "final_prompt_acc"), ("_reward", "eval/reward", "final_reward"))  # suffix, metric, summary key
+
+
+def times_to_target(full: dict, value: dict) -> dict:
+    """Per target (the full arm's final verifier score; its final eval reward): the target, each arm's
+    training seconds to it and their ratio."""
     out = {}
-    for name, metric, final in (("", "eval/prompt_acc", "final_prompt_acc"), ("_reward", "eval/reward", "final_reward")):
+    for name, metric, final in TARGETS:
         target = full["summary"][final]
         t_full, t_value = (time_to(a["rows"], target, "train_seconds", metric) for a in (full, value))
         out |= {f"target{name}": target, f"train_seconds_to_target{name}_full": t_full,
                 f"train_seconds_to_target{name}_value": t_value, f"speedup_time_to_target{name}": ratio(t_full, t_value)}
+    return out
+
+
+def compare(full: dict, value: dict) -> dict:
+    """One seed's comparison of the two arms."""
+    out = times_to_target(full, value)
     for key, a in (("full", full), ("value", value)):
         out |= {f"final_prompt_acc_{key}": a["summary"]["final_prompt_acc"], f"final_reward_{key}": a["summary"]["final_reward"],
                 f"step_split_{key}": a["split"], f"row_times_per_step_{key}": a["row_times_per_step"],

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 import launch.nft as nft  # noqa: E402
-from training_runs import comparison_args, run_training  # noqa: E402
+from training_runs import comparison_args, run_training, seconds_to_first_update  # noqa: E402
 
 OFFICIAL_PROTOCOL = [
     "train.prompts_per_step=8", "train.group_size=8", "rollout.sampler.num_steps=10", "learner.timestep_fraction=0.99",
@@ -39,12 +39,10 @@ def arm(out: Path, mode: str, steps: int, extra: list[str]) -> dict:
     elapsed = time.perf_counter() - start
     train = [r for r in rows if "time/step" in r][1:]  # step 1 pays the one-off warm-ups
     mean = lambda key: float(np.mean([r[key] for r in train]))  # noqa: E731
-    first = next(r for r in rows if r.get("step") == 1)
     return {
         "step_seconds": mean("time/step"), "rollout_seconds": mean("time/rollout") + mean("time/scoring"),
         "learner_seconds": mean("time/learner"), "sync_seconds": mean("time/sync"),
-        # The fit loop's clock starts after the set-up; the rest of the elapsed time is set-up and shutdown.
-        "seconds_to_first_update": elapsed - summary["wall_seconds"] + first["wall_seconds"],
+        "seconds_to_first_update": seconds_to_first_update(elapsed, summary, rows),
         "final_reward": summary["final_reward"], "final_prompt_acc": summary["final_prompt_acc"],
         "times_per_row": mean("times_per_row"),
     }

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 import launch.nft as nft  # noqa: E402
 from launch.horizon_report import time_to  # noqa: E402
 from nft_speed import ratio, worst  # noqa: E402
-from training_runs import comparison_args, run_training  # noqa: E402
+from training_runs import comparison_args, run_training, seconds_to_first_update  # noqa: E402
 
 
 def step_stats(rows: list[dict]) -> dict[str, float]:
@@ -52,11 +52,8 @@ def arm(out: Path, staleness: int, steps: int, seed: int, extra: list[str]) -> d
     start = time.perf_counter()
     summary, rows = run_training(nft, "nft", out / f"seed{seed}" / f"staleness{staleness}",
                                  [f"train.max_staleness={staleness}", f"train.steps={steps}", f"seed={seed}", *extra])
-    elapsed = time.perf_counter() - start
-    first = next(r for r in rows if r.get("step") == 1)
-    # The fit loop's clock starts after the set-up; the rest of the elapsed time is set-up and shutdown.
     return {"summary": summary, "rows": rows, **step_stats(rows),
-            "seconds_to_first_update": elapsed - summary["wall_seconds"] + first["wall_seconds"]}
+            "seconds_to_first_update": seconds_to_first_update(time.perf_counter() - start, summary, rows)}
 
 
 def compare(sync: dict, overlapped: dict) -> dict:

@@ -27,6 +27,13 @@ def run_training(job, config_name: str, run_dir: Path, overrides: list[str]) -> 
     return summary, rows
 
 
+def seconds_to_first_update(elapsed: float, summary: dict, rows: list[dict]) -> float:
+    """From a job's `run` call to the end of its step 1, given the call's `elapsed` seconds: the fit loop's
+    clock starts after the set-up, so the rest of the elapsed time is set-up and shutdown."""
+    first = next(r for r in rows if r.get("step") == 1)
+    return elapsed - summary["wall_seconds"] + first["wall_seconds"]
+
+
 def comparison_args(doc: str, name: str, horizon: str, steps: int, seeds: str | None = None) -> argparse.Namespace:
     """--horizon (the value arm's), --steps, --out, and Hydra overrides for both arms after --; --seeds
     where the benchmark repeats both arms per seed (`seeds` its default)."""

@@ -31,4 +31,4 @@ class DraftJobConfig(JobConfig):
 
     def value_paths(self) -> dict[str, str]:
         stitched = self.draft.stop_window is not None and self.draft.value.kind == "stitched"
-        return {"draft.value.path": self.draft.value.path} if stitched else {}
+        return super().value_paths() | ({"draft.value.path": self.draft.value.path} if stitched else {})

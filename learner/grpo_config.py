@@ -25,8 +25,6 @@ class GRPOJobConfig(JobConfig):
             raise ValueError(f"train.max_staleness={self.train.max_staleness}: Flow-GRPO samples with the weights it "
                              "trains (on-policy); use 0")
         self.window_ends()  # every window setting checked here, before Ray starts
-        if self.rollout.stop_window is not None and len(self.rewards) != 1:
-            raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one value: give one reward term, not {sorted(self.rewards)}")
 
     def window_ends(self) -> tuple[int, int]:
         """(first, last) step the SDE window may end at (it spans the grpo.window_size steps before); Flow-GRPO
@@ -52,7 +50,3 @@ class GRPOJobConfig(JobConfig):
             raise ValueError(f"{key} lets the {w}-step SDE window end at steps {ends[0]}..{ends[1]}, outside the first half "
                              f"of the schedule with room for the window: use ends within {w}..{K // 2}")
         return ends
-
-    def value_paths(self) -> dict[str, str]:
-        stitched = self.rollout.stop_window is not None and self.rollout.value.kind == "stitched"
-        return {"rollout.value.path": self.rollout.value.path} if stitched else {}

@@ -13,8 +13,8 @@ class GRPOConfig:
     stays deterministic); w > 0 is Flow-GRPO-Fast: an SDE window of w steps, ODE elsewhere, only the
     window trained. window_end: the steps the window's end is drawn from each step ("a-b"; "" is anywhere in
     the first half, w..num_steps // 2); with a partial rollout.horizon the window ends where the rollout
-    stops, drawn from the horizon's steps, and the value scores it there. sde_noise: a in the SDE's noise level nu_t = a sqrt(t / (1 - t)) (official 0.7). clip_range: the
-    ratio's clip (official 1e-4; 1e-5 in the Fast and no-CFG presets). kl_weight: beta of the KL on the
+    stops, drawn from the horizon's steps, and the value scores it there. sde_noise: a in the SDE's noise
+    level nu_t = a sqrt(t / (1 - t)) (official 0.7). clip_range: the ratio's clip (official 1e-4; 1e-5 in the Fast and no-CFG presets). kl_weight: beta of the KL on the
     step means (official 0.04 GenEval / OCR, 0.01 PickScore, 0 Fast). adv_clip: advantages are clipped to
     +-adv_clip (5). updates_per_batch: optimizer steps per sampled batch, each on a contiguous part of
     its rows (official: 2; from the second on the ratio differs from 1 and the clip acts)."""

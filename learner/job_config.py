@@ -138,10 +138,14 @@ class JobConfig:
                 f"train.prompts_per_step x train.group_size = {rows} rows per step must divide by "
                 f"learner.num_learners x learner.micro_batch = {split}"
             )
+        if self.rollout.stop_window is not None and len(self.rewards) != 1:
+            raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one value: give one reward term, not {sorted(self.rewards)}")
 
     def value_paths(self) -> dict[str, str]:
-        """{config key: folder} of the stitched values the job reads (with `model` and its one reward term)."""
-        return {}
+        """{config key: folder} of the stitched values the job reads (with `model` and its one reward term):
+        the rollout workers' when rollout.horizon is partial (objectives add theirs)."""
+        stitched = self.rollout.stop_window is not None and self.rollout.value.kind == "stitched"
+        return {"rollout.value.path": self.rollout.value.path} if stitched else {}
 
     def weight_paths(self) -> dict[str, str]:
         """{config key: path} of every weights file or folder the job reads, checked before Ray starts."""

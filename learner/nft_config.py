@@ -17,10 +17,3 @@ class NFTJobConfig(JobConfig):
         if self.train.group_size < 2:  # before the batch's divisibility, which a group of 1 can also break
             raise ValueError(f"train.group_size={self.train.group_size}: a DiffusionNFT group needs at least 2 images to compare")
         super().__post_init__()
-        window = self.rollout.stop_window
-        if window is not None and len(self.rewards) != 1:
-            raise ValueError(f"rollout.horizon={self.rollout.horizon!r} scores with one value: give one reward term, not {sorted(self.rewards)}")
-
-    def value_paths(self) -> dict[str, str]:
-        stitched = self.rollout.stop_window is not None and self.rollout.value.kind == "stitched"
-        return {"rollout.value.path": self.rollout.value.path} if stitched else {}

@@ -21,6 +21,15 @@ def distinct(prompts: list[str]) -> list[str]:
     return list(dict.fromkeys(prompts))
 
 
+def encoding_index(prompts: list[str], encoded: list[str]) -> list[int]:
+    """Each prompt's position in `encoded` (the prompts whose encodings a Conditioning holds, in order; a
+    prompt listed twice, by two workers, is read at its first place)."""
+    first: dict[str, int] = {}
+    for k, p in enumerate(encoded):
+        first.setdefault(p, k)
+    return [first[p] for p in prompts]
+
+
 @dataclass
 class RolloutBatch:
     """N rows. cond: the encoding of each of `distinct(prompts)` (`cond_index` maps rows to it). latents
@@ -60,15 +69,13 @@ class RolloutBatch:
 
     def cond_index(self) -> torch.Tensor:
         """(N,) long: each row's entry of `cond`."""
-        position = {p: k for k, p in enumerate(distinct(self.prompts))}
-        return torch.tensor([position[p] for p in self.prompts], dtype=torch.long)
+        return torch.tensor(encoding_index(self.prompts, distinct(self.prompts)), dtype=torch.long)
 
     def rows(self, idx: slice) -> "RolloutBatch":
         prompts = self.prompts[idx]
-        position = {p: k for k, p in enumerate(distinct(self.prompts))}
         return RolloutBatch(
             prompts=prompts,
-            cond=self.cond.index([position[p] for p in distinct(prompts)]),
+            cond=self.cond.index(encoding_index(distinct(prompts), distinct(self.prompts))),
             latents=self.latents[idx],
             times=self.times[idx],
             groups=self.groups[idx],
@@ -98,7 +105,7 @@ class RolloutBatch:
         encoded = [p for b in batches for p in distinct(b.prompts)]  # the rows of the batches' cond, in order
         return RolloutBatch(
             prompts=prompts,
-            cond=Conditioning.concat([b.cond for b in batches]).index([encoded.index(p) for p in distinct(prompts)]),
+            cond=Conditioning.concat([b.cond for b in batches]).index(encoding_index(distinct(prompts), encoded)),
             latents=torch.cat([b.latents for b in batches]),
             times=torch.cat([b.times for b in batches]),
             groups=torch.cat([b.groups for b in batches]),

@@ -19,7 +19,7 @@ from diffusion.sampling import SamplerConfig, sample
 from diffusion.schedule import stop_window
 from diffusion.trainable import FinetuneConfig, load_trainable_weights, make_trainable, trainable_weights
 from rollout.actors import get
-from rollout.batch import RolloutBatch, RolloutSummary, distinct
+from rollout.batch import RolloutBatch, RolloutSummary, distinct, encoding_index
 from rollout.sde_window import SDEWindow, SDEWindowHooks
 from value.value_config import ValueConfig, build_frozen_value
 from value.weighted_reward import RewardTermConfig, WeightedReward
@@ -123,7 +123,7 @@ class RolloutWorker:
         once = distinct(prompts)
         encoded = Conditioning.concat([self.model.encode_prompt(once[s : s + self.cfg.batch_size])
                                        for s in range(0, len(once), self.cfg.batch_size)])
-        cond = encoded.index([once.index(p) for p in prompts])  # a row's own, for sampling
+        cond = encoded.index(encoding_index(prompts, once))  # a row's own, for sampling
         latents = torch.empty(len(prompts), C, h, w, device=self.device, dtype=cond.prompt_embeds.dtype)
         steps = {}
         if window is not None:
