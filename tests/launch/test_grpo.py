@@ -33,6 +33,7 @@ def _run(*overrides):
         (["rollout.horizon=3-5", "grpo.window_end=3-4"], "with a value stop the window ends where the rollout stops"),
         (["grpo.clip_range=0"], "grpo.clip_range=0.0 must be > 0"),
         (["train.max_staleness=1"], "Flow-GRPO samples with the weights it trains"),
+        (["rollout.horizon=2-5", "rewards=tiny_pref_clip"], "rollout.horizon='2-5' scores with one value: give one reward term"),
     ],
 )
 def test_bad_window_settings_fail_before_any_actor_starts(monkeypatch, tmp_path, overrides, message):
