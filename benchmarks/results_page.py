@@ -7,6 +7,8 @@ are the ones the benchmark wrote, not copied by hand.
     python benchmarks/results_page.py tilt_sweep runs/bench_tilt_sweep/<time>/tilt_sweep.json
     python benchmarks/results_page.py real_scale <the last line of python benchmarks/real_scale.py, saved as JSON>
     python benchmarks/results_page.py pipeline runs/bench_pipeline/<time>/pipeline.json
+    python benchmarks/results_page.py latent_reward runs/latent_reward/<time>/summary.json
+    python benchmarks/results_page.py latent_reward_arms runs/bench_latent_reward_arms/<time>/latent_reward_arms.json
 """
 
 import json
@@ -142,9 +144,30 @@ def grpo_speed(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def latent_reward(summary: dict) -> str:
+    """launch/latent_reward.py's summary: the headline numbers, then per held-out set each scorer's pairwise
+    accuracy by noise level."""
+    out = [table(["summary", "value"], [[k, v] for k, v in summary.items() if not isinstance(v, (dict, list))])]
+    names = {"latent_reward": "latent reward", "compare": "stitched value", "tweedie": "Tweedie (one step, decode, pixel reward)"}
+    for held_out, report in summary["held_out"].items():
+        out.append(f"\n**{held_out}** ({report['pairs']} pairs; the pixel reward on the clean decoded pairs: "
+                   f"{fmt(report['pixel_reward_clean'])})\n")
+        out.append(table(["t", *names.values()], [[t, *(row[k] for k in names)] for t, row in report["by_t"].items()]))
+    return "\n".join(out) + "\n"
+
+
+def latent_reward_arms(result: dict) -> str:
+    """Each arm's final scores and training seconds to the full NFT arm's final verifier score."""
+    out = [table(["summary", "value"], [[k, v] for k, v in result.items() if not isinstance(v, (dict, list))])]
+    keys = ("final_prompt_acc", "final_reward", "train_seconds_to_target", "train_seconds", "step_seconds", "steps")
+    out.append("\n" + table(["arm", *keys], [[name, *(a[k] for k in keys)] for name, a in result["arms"].items()]))
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale,
-             "pipeline": pipeline, "one_machine": one_machine, "grpo_speed": grpo_speed}
+             "pipeline": pipeline, "one_machine": one_machine, "grpo_speed": grpo_speed, "latent_reward": latent_reward,
+             "latent_reward_arms": latent_reward_arms}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
     print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))

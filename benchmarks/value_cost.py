@@ -4,6 +4,8 @@ the stitched/Tweedie ratios, all from this one run.
 
     python benchmarks/value_cost.py                                # the tiny world (built), CPU
     python benchmarks/value_cost.py --value runs/stitch/<run>/value --batch 16 --repeats 20
+    python benchmarks/value_cost.py --reward preference --value artifacts/values/tiny_pref \
+        --latent-reward artifacts/values/tiny_latent_reward     # adds the latent reward's rows and ratios
 
 Memory: on a GPU, torch.cuda's peak allocation during the calls; on CPU, the bytes of the tensors
 autograd saves for the backward pass (summed by a saved-tensors hook), which is what the gradient path
@@ -70,6 +72,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--t", type=float, default=0.6)
+    parser.add_argument("--latent-reward", default="", help="a latent reward folder to time beside them (default: none)")
     parser.add_argument("--reward", default="clip", help="the tiny world reward the value was built for: clip or preference")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -93,6 +96,10 @@ def main() -> None:
         stitched = new_value(BackboneFeatures(backbone, fit.best.i), reward, fit, 8, 0)  # cost does not need training
     stitched.requires_grad_(False)
     tweedie = TweedieValue(backbone, reward)
+    latent_reward = None
+    if args.latent_reward:
+        latent_reward = build_value(ValueConfig(kind="latent_reward", path=args.latent_reward), backbone, reward,
+                                    key="--latent-reward").requires_grad_(False)
     z = torch.randn(args.batch, *backbone.latent_shape(32, 32), generator=torch.Generator().manual_seed(0))
     t = torch.full((args.batch,), args.t)
     prompts = ["a red seven and a blue two"] * args.batch
@@ -104,6 +111,9 @@ def main() -> None:
         rows[f"time_ratio_{tag}"] = rows[f"stitched_{tag}"]["seconds"] / rows[f"tweedie_{tag}"]["seconds"]
         if grad or z.is_cuda:
             rows[f"memory_ratio_{tag}"] = rows[f"stitched_{tag}"]["memory_bytes"] / rows[f"tweedie_{tag}"]["memory_bytes"]
+        if latent_reward is not None:
+            rows[f"latent_reward_{tag}"] = measure(latent_reward, z, t, prompts, grad=grad, repeats=args.repeats)
+            rows[f"latent_reward_time_ratio_{tag}"] = rows[f"latent_reward_{tag}"]["seconds"] / rows[f"tweedie_{tag}"]["seconds"]
     rows.update(stitch_point=[stitched.i, stitched.j], batch=args.batch, device=str(z.device), torch=torch.__version__)
     print(json.dumps(rows))
 

@@ -21,3 +21,13 @@ def write_folder_atomically(folder: str | Path, write) -> Path:
     tmp.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def write_file_atomically(path: str | Path, write) -> Path:
+    """Call write(tmp_path), then rename tmp_path to `path` (one rename: a reader sees the old file or the new)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+    return path

@@ -49,7 +49,8 @@ def stop_window(horizon: str, num_steps: int, *, key: str) -> tuple[int, int] | 
     """A rollout horizon -> (first, last) stop step, or None for "full" (sample to t = 0).
 
     horizon: "full" | "k" (stop after step k) | "a-b" (a stop drawn from steps a..b); stops lie in
-    1..num_steps - 1. key: the setting that holds it (e.g. "rollout.horizon"), named in errors along with
+    1..num_steps, and a stop at num_steps is a whole rollout scored by the value at t = 0 instead of
+    decoded and scored by the pixel reward (a latent reward's use without a decode). key: the setting that holds it (e.g. "rollout.horizon"), named in errors along with
     its sampler's `<section>.sampler.num_steps`.
     """
     if horizon == "full":
@@ -61,10 +62,10 @@ def stop_window(horizon: str, num_steps: int, *, key: str) -> tuple[int, int] | 
         raise ValueError(f"{key}={horizon!r} is not 'full', a step 'k' or a window 'a-b'") from None
     if first > last:
         raise ValueError(f"{key}={horizon!r}: a window 'a-b' runs from its first stop to its last; write '{last}-{first}'")
-    if not 1 <= first <= last < num_steps:
+    if not 1 <= first <= last <= num_steps:
         section = key.rpartition(".")[0]
         raise ValueError(
-            f"{key}={horizon!r}: stops must lie in 1..{num_steps - 1} ({section}.sampler.num_steps={num_steps}); "
-            "'full' samples to the end"
+            f"{key}={horizon!r}: stops must lie in 1..{num_steps} ({section}.sampler.num_steps={num_steps}); "
+            f"'full' samples to the end and scores with the pixel reward, '{num_steps}' with the value"
         )
     return first, last

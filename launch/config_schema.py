@@ -16,8 +16,11 @@ from learner.grpo_config import GRPOJobConfig
 from learner.nft_config import NFTJobConfig
 from rollout.steering import SteerConfig
 from stitching.images import ImageSourceConfig
+from stitching.latent_reward import LatentRewardTrainingConfig
 from stitching.pipeline import ReportConfig, StitchConfig
+from value.latent_reward import LatentRewardConfig
 from value.reward_config import RewardConfig
+from value.value_config import ValueConfig
 from world.build import WorldConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -107,6 +110,54 @@ class StitchJobConfig:
 
 
 @dataclass(kw_only=True)
+class PairSourceConfig:
+    """Where a latent reward's preference pairs come from.
+
+    path: a pair file (value/preference_pairs.py); empty builds the tiny world's (world/preference_pairs.py):
+    `hard_negatives` rendered pairs and the generator's samples for `generated_prompts` training captions,
+    `samples_per_prompt` each on `sampler`, ranked by the reward (pairs closer than `margin` dropped).
+    eval_path: held-out pairs; empty holds out `eval_fraction` of a given file, or builds the tiny world's
+    `eval_pairs` hard negatives on its test digits plus generated pairs for its evaluation prompts.
+    """
+
+    path: str = ""
+    eval_path: str = ""
+    eval_fraction: float = 0.1
+    hard_negatives: int = 40000
+    generated_prompts: int = 600
+    samples_per_prompt: int = 8
+    margin: float = 0.02
+    sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(num_steps=10))
+    eval_pairs: int = 1000
+
+    def __post_init__(self):
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError(f"pairs.eval_fraction={self.eval_fraction} must lie in (0, 1)")
+
+
+@dataclass(kw_only=True)
+class LatentRewardJobConfig:
+    """launch/latent_reward.py: train a latent reward model on `model`'s first blocks from preference pairs,
+    export it, and report its pairwise accuracy beside the pixel `reward`'s and the value `compare`'s."""
+
+    model: ModelConfig = MISSING
+    reward: RewardConfig = MISSING
+    pairs: PairSourceConfig = field(default_factory=PairSourceConfig)
+    latent_reward: LatentRewardConfig = field(default_factory=LatentRewardConfig)
+    train: LatentRewardTrainingConfig = field(default_factory=LatentRewardTrainingConfig)
+    compare: ValueConfig = field(default_factory=lambda: ValueConfig(kind="tweedie"))
+    eval_ts: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9])
+    seed: int = 0
+    device: str = "auto"
+    run_dir: str = "runs/latent_reward"
+
+    def __post_init__(self):
+        self.compare.check_path("compare", "the report compares the latent reward")
+        if any(not 0.0 <= t < 1.0 for t in self.eval_ts):
+            raise ValueError(f"eval_ts={self.eval_ts} must lie in [0, 1)")
+
+
+@dataclass(kw_only=True)
 class SteerJobConfig(PromptJobConfig):
     """launch/steer.py: steer sampling toward `reward` with a value model, score, write a run dir.
 
@@ -142,3 +193,4 @@ def register_schemas() -> None:
     cs.store(name="grpo_schema", node=GRPOJobConfig)
     cs.store(name="draft_schema", node=DraftJobConfig)
     cs.store(name="steer_schema", node=SteerJobConfig)
+    cs.store(name="latent_reward_schema", node=LatentRewardJobConfig)

@@ -21,6 +21,7 @@ from stitching.images import ImageBatch  # noqa: E402
 from stitching.reports import calibration, trajectory_latents  # noqa: E402
 from stitching.search import SearchResult, backbone_taps, latent_taps, search_stitch_point  # noqa: E402
 from value.baselines import MonteCarloValue, TweedieValue  # noqa: E402
+from value.latent_reward_checkpoint import load_latent_reward  # noqa: E402
 from value.reward_model import RewardModel  # noqa: E402
 from value.stitched import BackboneFeatures, LatentFeatures, StitchedValue, StitchLayer, save_stitched  # noqa: E402
 
@@ -50,7 +51,9 @@ class ReportConfig:
     calibration_*: base-model trajectories (`per_prompt` seeds of each prompt, prompts cycled) and
     posterior rollouts from each z_t for the Monte Carlo truth (0 latents skips). null_prompt_truth: also
     calibrate against rollouts under the null prompt, each scored with its own prompt, the value a reader
-    of null-prompt features can model (as many rollouts again)."""
+    of null-prompt features can model (as many rollouts again). latent_reward: a latent reward's folder
+    (python launch/latent_reward.py, or the released checkpoint) reported as a row beside the stitched
+    value in both reports; empty leaves it out."""
 
     ts: list[float] = field(default_factory=lambda: [0.1, 0.25, 0.5, 0.75, 0.9])
     fidelity_scenes: int = 300
@@ -60,6 +63,7 @@ class ReportConfig:
     num_steps: int = 20
     cfg_scale: float = 1.0
     null_prompt_truth: bool = True
+    latent_reward: str = ""
 
     def __post_init__(self):
         if self.calibration_per_prompt < 1:
@@ -192,9 +196,13 @@ def run_stitch(backbone: FlowModel, reward: RewardModel, source: Callable[[int, 
     if "vae_stitch" in estimators:
         save_stitched(estimators["vae_stitch"], run_dir / "value_vae_stitch", {**card, "resolution": [height, width]})
     value.eval()
+    others = {}
+    if report.latent_reward:
+        others["latent_reward"] = load_latent_reward(report.latent_reward, backbone, setting="report.latent_reward")
+        estimators.update(others)
     fid = None
     if report.fidelity_scenes and fidelity is not None:
-        fid = fidelity(value, reward, backbone, ts=report.ts, n=report.fidelity_scenes, seed=seed)
+        fid = fidelity(value, reward, backbone, ts=report.ts, n=report.fidelity_scenes, seed=seed, others=others)
     cal = cal_null = None
     if report.calibration_latents:
         cycled = spread_prompts(prompts, report.calibration_latents, report.calibration_per_prompt)

@@ -51,11 +51,16 @@ class NoisedReader:
         return self.score(self._read, prompts)
 
 
+def value_reader(value: ValueModel, backbone: FlowModel, t: float, seed: int) -> NoisedReader:
+    """Any value V(z_t, t, caption), run whole once per caption (a prompted stitched value, a latent reward)."""
+    return NoisedReader(lambda z, t_: (z, t_), lambda read, prompts: value(*read, prompts), backbone, t, seed)
+
+
 def stitched_reader(value: StitchedValue, backbone: FlowModel, t: float, seed: int) -> NoisedReader:
     """The stitched value. Under the null prompt its image embedding does not depend on the caption, so
     it is read once; prompted features read each caption, so the whole value runs once per caption."""
     if value.features.prompted:
-        return NoisedReader(lambda z, t_: (z, t_), lambda read, prompts: value(*read, prompts), backbone, t, seed)
+        return value_reader(value, backbone, t, seed)
     return NoisedReader(lambda z, t_: value.embed(z, t_, [""] * z.shape[0]), value.reward.score_embedding,
                         backbone, t, seed)
 

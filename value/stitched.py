@@ -19,8 +19,8 @@ from safetensors.torch import save_file
 from torch import nn
 
 from diffusion.atomic_folder import write_folder_atomically
-from diffusion.conditioning import Conditioning
 from diffusion.flow_model import FlowModel
+from diffusion.prompt_cache import PromptCache
 from diffusion.weights_file import load_into, load_weights_file
 from value.reward_model import RewardModel
 from value.value_model import ValueModel
@@ -93,8 +93,8 @@ class BackboneFeatures(nn.Module):
         if not 1 <= i <= backbone.num_blocks:
             raise ValueError(f"stitch block i={i} is outside 1..{backbone.num_blocks} (the backbone's blocks)")
         self.__dict__["backbone"] = backbone  # not a submodule: frozen, shared, saved elsewhere
-        self.i, self.prompted, self.cache_size = i, prompted, cache_size
-        self._encoded: dict[str, Conditioning] = {}
+        self.i, self.prompted = i, prompted
+        self.conditioning = PromptCache(backbone, cache_size)
 
     @property
     def dim(self) -> int:
@@ -108,18 +108,6 @@ class BackboneFeatures(nn.Module):
         # distillation step's backward took 2.6x as long).
         with torch.set_grad_enabled(torch.is_grad_enabled() and z.requires_grad):
             return self.backbone.features(z, t, cond, upto=self.i)
-
-    @torch.no_grad()
-    def conditioning(self, prompts: list[str]) -> Conditioning:
-        missing = list(dict.fromkeys(p for p in prompts if p not in self._encoded))
-        if missing:
-            encoded = self.backbone.encode_prompt(missing)
-            for k, prompt in enumerate(missing):
-                if len(self._encoded) < self.cache_size:
-                    self._encoded[prompt] = encoded.index(slice(k, k + 1))
-            if any(p not in self._encoded for p in prompts):  # the cache is full: this batch as it is
-                return self.backbone.encode_prompt(list(prompts))
-        return Conditioning.concat([self._encoded[p] for p in prompts])
 
 
 class LatentFeatures(nn.Module):
@@ -239,14 +227,15 @@ def reward_identity(reward: RewardModel) -> dict:
     return {"weights": weights_fingerprint([reward]), "probe": probe_summary(scores.view(-1, 1))}
 
 
-def check_identity(recorded: dict | None, now: dict, *, what: str, folder: Path, name: str) -> float:
-    """Refuse a value whose recorded identity is not `now`'s (naming what differs and the fix); returns the
-    probe's relative difference, which is within PROBE_TOLERANCE."""
-    fix = f"load it with that {what}, or build a value for this one with launch/stitch.py"
+def check_identity(recorded: dict | None, now: dict, *, what: str, folder: Path, name: str,
+                   build: str = "launch/stitch.py") -> float:
+    """Refuse a value whose recorded identity is not `now`'s (naming what differs and the fix: `build`, the
+    command that makes one); returns the probe's relative difference, which is within PROBE_TOLERANCE."""
+    fix = f"load it with that {what}, or build a value for this one with {build}"
     head = f"the value in {str(folder)!r} was built for another {what} ({name})"
     if recorded is None:
         raise ValueError(f"the value in {str(folder)!r} has no {what} identity in its {CARD} (an older format); "
-                         "rebuild it with launch/stitch.py")
+                         f"rebuild it with {build}")
     if recorded["weights"] != now["weights"]:
         raise ValueError(f"{head}: its weights differ; {fix}")
     changed = {k: (v, now["config"][k]) for k, v in recorded.get("config", {}).items()
@@ -259,7 +248,7 @@ def check_identity(recorded: dict | None, now: dict, *, what: str, folder: Path,
         raise ValueError(
             f"{head}: same weights, but its probe differs by {difference:.2e} (relative; tolerance {PROBE_TOLERANCE:g}), "
             "so the tokenizers, text encoders or libraries compute something else than when it was built; "
-            f"use the {what}'s original tokenizer files, or rebuild the value with launch/stitch.py"
+            f"use the {what}'s original tokenizer files, or rebuild the value with {build}"
         )
     return difference
 

@@ -10,17 +10,20 @@ from dataclasses import dataclass
 from diffusion.flow_model import FlowModel
 from diffusion.model_config import ModelConfig, build_flow_model
 from value.baselines import MonteCarloValue, TweedieValue
+from value.latent_reward_checkpoint import load_latent_reward
 from value.reward_model import RewardModel
 from value.stitched import load_stitched
 from value.value_model import ValueModel
 from value.weighted_reward import WeightedReward
 
-VALUE_KINDS = ("stitched", "tweedie", "monte_carlo")
+VALUE_KINDS = ("stitched", "latent_reward", "tweedie", "monte_carlo")
 
 
 @dataclass(kw_only=True)
 class ValueConfig:
-    """kind: stitched (StitchVM: the folder at `path` that python launch/stitch.py exports) | tweedie (the
+    """kind: stitched (StitchVM: the folder at `path` that python launch/stitch.py exports) | latent_reward
+    (DiNa-LRM: the folder at `path` that python launch/latent_reward.py exports, or the released
+    checkpoint's folder; scores on its own scale, not the reward's) | tweedie (the
     base generator's one-step estimate r(D(z_t - t u)), nothing trained) | monte_carlo (the mean reward of
     `rollouts` continuations of the base generator on its `num_steps` schedule).
 
@@ -41,8 +44,9 @@ class ValueConfig:
 
     def check_path(self, key: str, why: str) -> None:
         """Refuse a stitched value without a folder; `key` is where this block sits (e.g. "rollout.value")."""
-        if self.kind == "stitched" and not self.path:
-            raise ValueError(f"{why} with a stitched value: set {key}.path to the value/ folder python launch/stitch.py "
+        if self.kind in ("stitched", "latent_reward") and not self.path:
+            builder = "stitch.py" if self.kind == "stitched" else "latent_reward.py"
+            raise ValueError(f"{why} with a {self.kind} value: set {key}.path to the folder python launch/{builder} "
                              f"exports (or {key}.kind=tweedie, nothing trained)")
 
 
@@ -51,6 +55,8 @@ def build_value(cfg: ValueConfig, model: FlowModel, reward: RewardModel, *, key:
     match cfg.kind:
         case "stitched":
             return load_stitched(cfg.path, model, reward, setting=f"{key}.path").to(reward.device)
+        case "latent_reward":
+            return load_latent_reward(cfg.path, model, setting=f"{key}.path").to(reward.device)
         case "tweedie":
             return TweedieValue(model, reward, cfg_scale=cfg.cfg_scale, prompted=cfg.prompted)
         case "monte_carlo":

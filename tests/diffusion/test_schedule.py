@@ -48,7 +48,7 @@ def test_stop_windows_parse_and_name_the_setting_when_wrong():
     assert stop_window("full", 10, key="rollout.horizon") is None
     assert stop_window("5", 10, key="rollout.horizon") == (5, 5)
     assert stop_window("5-7", 10, key="rollout.horizon") == (5, 7)
-    for bad, message in (("5-3", "write '3-5'"), ("x", "is not 'full'"), ("0-3", r"1..9 \(rollout.sampler.num_steps=10\)"),
-                         ("5-10", "stops must lie in 1..9")):
+    for bad, message in (("5-3", "write '3-5'"), ("x", "is not 'full'"), ("0-3", r"1..10 \(rollout.sampler.num_steps=10\)"),
+                         ("5-11", "stops must lie in 1..10")):
         with pytest.raises(ValueError, match=message):
             stop_window(bad, 10, key="rollout.horizon")

@@ -32,7 +32,7 @@ def _run(*overrides):
         ("draft.value.path=/nowhere/value", "draft.value.path='/nowhere/value' does not exist"),
         ("rollout.horizon=3-7 rollout.value.path=v", "set draft.horizon"),
         ("draft.grad_steps=4", "draft.grad_steps=4 exceeds the 3 steps"),
-        ("draft.horizon=0-4", "stops must lie in 1..9"),
+        ("draft.horizon=0-4", "stops must lie in 1..10"),
         ("draft.reg_weight=-1", "draft.reg_weight=-1.0 must be >= 0"),
         ("learner.micro_batch=5", "must divide by"),
         ("train.max_staleness=1", "nothing is sampled ahead"),

@@ -49,7 +49,7 @@ def _run(*overrides):
         ("learner.zero_stage=3", "Stage 3 partitions the parameters"),
         ("learner.micro_batch=24", "must divide by"),
         ("learner.timestep_fraction=1.5", "learner.timestep_fraction=1.5 must lie in (0, 1]"),
-        ("rollout.horizon=0-3", "rollout.horizon='0-3': stops must lie in 1..9"),
+        ("rollout.horizon=0-3", "rollout.horizon='0-3': stops must lie in 1..10"),
         ("train.group_size=1", "train.group_size=1: a DiffusionNFT group needs at least 2 images"),
     ],
 )

@@ -13,6 +13,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from diffusion.model_config import ModelConfig, build_flow_model
+from value.latent_reward import LatentRewardConfig, LatentRewardModel
+from value.latent_reward_checkpoint import save_latent_reward
 from value.reward_config import RewardConfig, build_reward_model
 from value.stitched import load_stitched
 from world.prompts import EVAL_PER_FAMILY, all_held_out
@@ -36,16 +38,21 @@ def _run(run_dir: Path, world: Path, *overrides: str) -> subprocess.CompletedPro
 
 def test_stitch_script_builds_exports_reports_and_resumes(tmp_path, mini_world):
     run_dir = tmp_path / "run"
-    out = _run(run_dir, mini_world)
+    generator = build_flow_model(ModelConfig(family="sd3", path=str(mini_world / "generator"), max_sequence_length=1))
+    save_latent_reward(LatentRewardModel(generator, LatentRewardConfig(blocks=1, image_taps=[1], text_taps=[1])),
+                       tmp_path / "latent_reward", {"backbone": "mini world"})
+    out = _run(run_dir, mini_world, f"report.latent_reward={tmp_path / 'latent_reward'}")
     assert out.returncode == 0, out.stderr[-3000:]
     summary = json.loads(out.stdout.strip().splitlines()[-1])
     assert len(summary["stitch_point"]) == 2 and 0 <= summary["search_mse"] <= 1
     assert set(summary["fidelity"]) == {"clean", "0.25", "0.75"}
     assert set(summary["fidelity"]["clean"]["vae_round_trip"]) == {"zero_shot_acc", "pairwise_acc"}
     assert set(summary["fidelity"]["0.25"]["tweedie"]) == {"zero_shot_acc", "pairwise_acc", "spearman_vs_clean"}
+    assert set(summary["fidelity"]["0.25"]["latent_reward"]) == {"zero_shot_acc", "pairwise_acc", "spearman_vs_clean"}
+    assert set(summary["fidelity"]["clean"]["latent_reward"]) == {"zero_shot_acc", "pairwise_acc"}
     assert set(summary["calibration_null_prompt"]) == set(summary["calibration"])
     for row in [*summary["calibration"].values(), *summary["calibration_null_prompt"].values()]:
-        for name in ("stitched", "vae_stitch", "tweedie", "tweedie_null", "mc1"):
+        for name in ("stitched", "vae_stitch", "tweedie", "tweedie_null", "mc1", "latent_reward"):
             assert set(row[name]) == {"spearman", "pearson", "mse", "spearman_within"}, name
             assert -1 <= row[name]["spearman_within"] <= 1  # two prompts of three latents each
     for name in ("search.csv", "search_heatmap.png", "fidelity.png", "calibration.png", "calibration_null_prompt.png",

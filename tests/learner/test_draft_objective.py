@@ -115,7 +115,7 @@ def test_the_regulariser_is_zero_at_the_reference_and_grows_as_the_policy_moves(
     [
         (dict(horizon="3-7", grad_steps=4, value=ValueConfig(path="v")), "draft.grad_steps=4 exceeds the 3 steps"),
         (dict(horizon="3-7"), "set draft.value.path"),
-        (dict(horizon="3-10", value=ValueConfig(path="v")), "stops must lie in 1..9"),
+        (dict(horizon="3-11", value=ValueConfig(path="v")), "stops must lie in 1..10"),
         (dict(horizon="late", value=ValueConfig(path="v")), "is not 'full', a step 'k' or a window"),
         (dict(grad_steps=0), "must be at least 1"),
     ],

@@ -133,8 +133,8 @@ def test_a_tweedie_scored_stop_one_step_before_the_end_is_the_full_rollouts_rewa
 def test_partial_horizons_need_a_value_and_stops_inside_the_schedule():
     with pytest.raises(ValueError, match="rollout.value.path"):
         RolloutConfig(horizon="2-3")
-    with pytest.raises(ValueError, match="stops must lie in 1..9"):
-        RolloutConfig(horizon="5-10", value=ValueConfig(path="/v"))
+    with pytest.raises(ValueError, match="stops must lie in 1..10"):
+        RolloutConfig(horizon="5-11", value=ValueConfig(path="/v"))
     with pytest.raises(ValueError, match="is not 'full'"):
         RolloutConfig(horizon="late", value=ValueConfig(path="/v"))
     with pytest.raises(ValueError, match="rollout.horizon='5-3': a window 'a-b' runs from its first stop to its last; write '3-5'"):
