@@ -153,6 +153,12 @@ def latent_reward(summary: dict) -> str:
         out.append(f"\n**{held_out}** ({report['pairs']} pairs; the pixel reward on the clean decoded pairs: "
                    f"{fmt(report['pixel_reward_clean'])})\n")
         out.append(table(["t", *names.values()], [[t, *(row[k] for k in names)] for t, row in report["by_t"].items()]))
+        if "by_family" in report:
+            ts = [k for k in next(iter(report["by_family"].values())) if k not in ("pairs", "pixel_reward_clean")]
+            header = ["family", "pairs", "pixel reward, clean", *(f"{n} at t={t}" for t in ts for n in ("latent", "stitched"))]
+            rows = [[f, r["pairs"], r["pixel_reward_clean"], *(r[t][k] for t in ts for k in ("latent_reward", "compare"))]
+                    for f, r in report["by_family"].items()]
+            out.append("\nBy caption family:\n\n" + table(header, rows))
     return "\n".join(out) + "\n"
 
 

@@ -1,6 +1,6 @@
 """Train a latent reward model (DiNa-LRM) from preference pairs, export it, report its accuracy.
 
-    python launch/latent_reward.py                                   # the tiny world, CPU (~10 minutes)
+    python launch/latent_reward.py                                   # the tiny world, CPU (about 12 minutes)
     python launch/latent_reward.py train.likelihood=bt               # the release's ablations: bt, bt_margin,
                                                                      #   thurstone_constant
     python launch/latent_reward.py model=sd35_medium model.path=... pairs.path=pairs.safetensors latent_reward.blocks=12 \\
@@ -65,6 +65,20 @@ def file_pairs(cfg: PairSourceConfig, seed: int) -> tuple[PreferencePairs, dict[
     return pairs.select(order[n_eval:]), {"held_out": pairs.select(order[:n_eval])}
 
 
+def family_accuracy(readers: dict, backbone, reward, pairs: PreferencePairs, ts: list[float], seed: int) -> dict:
+    """The tiny world's held-out hard negatives split by caption family: {family: {"pixel_reward_clean": accuracy,
+    "<t>": {scorer: accuracy}}}."""
+    from world.prompts import parse_prompt
+
+    families = [parse_prompt(p).family for p in pairs.prompts]
+    out = {}
+    for family in dict.fromkeys(families):
+        part = pairs.select([k for k, f in enumerate(families) if f == family])
+        out[family] = {"pairs": len(part), "pixel_reward_clean": pixel_accuracy(backbone, reward, part),
+                       **{f"{t:g}": {k: pairwise_accuracy(v, part, t, seed=seed) for k, v in readers.items()} for t in ts}}
+    return out
+
+
 @torch.no_grad()
 def pixel_accuracy(backbone, reward, pairs: PreferencePairs, batch_size: int = 256) -> float:
     """The pixel reward on the decoded clean pairs: how often it prefers the chosen image."""
@@ -113,6 +127,9 @@ def main(raw: DictConfig) -> None:
         by_t = {f"{t:g}": {k: pairwise_accuracy(v, pairs, t, seed=cfg.seed + 2) for k, v in readers.items()}
                 for t in [0.0, *cfg.eval_ts]}
         report[name] = {"pairs": len(pairs), "pixel_reward_clean": pixel_accuracy(backbone, reward, pairs), "by_t": by_t}
+    if not cfg.pairs.path:
+        report["hard_negative"]["by_family"] = family_accuracy(readers, backbone, reward, held_out["hard_negative"],
+                                                                 [0.0, 0.5, 0.9], cfg.seed + 2)
     first = next(iter(held_out))
     summary = {
         "pairwise_acc_clean": report[first]["by_t"]["0"]["latent_reward"],

@@ -21,7 +21,9 @@ def test_the_committed_pages_hold_what_their_json_renders_to():
                                ("real_scale", page.real_scale, "2026-12-07-real-scale"),
                                ("pipeline", page.pipeline, "2026-12-07-pipeline"),
                                ("one_machine", page.one_machine, "2026-12-07-one-machine"),
-                               ("grpo_speed", page.grpo_speed, "2026-12-07-grpo-speed")):
+                               ("grpo_speed", page.grpo_speed, "2026-12-07-grpo-speed"),
+                               ("latent_reward", page.latent_reward, "2026-12-07-latent-reward"),
+                               ("latent_reward_arms", page.latent_reward_arms, "2026-12-07-latent-reward-arms")):
         rendered = render(json.loads((RESULTS / f"{name}.json").read_text()))
         text = (RESULTS / f"{name}.md").read_text()
         for line in rendered.strip().splitlines():

@@ -37,3 +37,17 @@ def test_a_committed_value_loads_as_its_build_summary_says(world_models, name, p
         flipped = value(z, t, ["a red seven", "a red seven"])
     assert torch.isfinite(one).all() and not torch.allclose(one, other)
     assert not torch.allclose(one, flipped, atol=1e-4)
+
+
+def test_the_committed_latent_reward_loads_and_reads_the_prompt(world_models):
+    from value.latent_reward_checkpoint import load_latent_reward
+
+    backbone, _ = world_models
+    model = load_latent_reward(VALUES / "tiny_latent_reward", backbone)
+    summary = json.loads((VALUES / "tiny_latent_reward" / "latent_reward_summary.json").read_text())
+    assert model.config.blocks == 2 and summary["train_seconds"] < 600  # the budget: under 10 minutes
+    z = torch.randn(2, *backbone.latent_shape(32, 32), generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([0.5, 0.5])
+    with torch.no_grad():
+        one, other = model(z, t, ["a red seven", "a red seven"]), model(z, t, ["two blue threes", "two blue threes"])
+    assert torch.isfinite(one).all() and not torch.allclose(one, other)
