@@ -1,6 +1,6 @@
 """Train a latent reward model (DiNa-LRM) from preference pairs, export it, report its accuracy.
 
-    python launch/latent_reward.py                                   # the tiny world, CPU (about 12 minutes)
+    python launch/latent_reward.py                                   # the tiny world, CPU (about 9 minutes)
     python launch/latent_reward.py train.likelihood=bt               # the release's ablations: bt, bt_margin,
                                                                      #   thurstone_constant
     python launch/latent_reward.py model=sd35_medium model.path=... pairs.path=pairs.safetensors latent_reward.blocks=12 \\
@@ -82,10 +82,9 @@ def family_accuracy(readers: dict, backbone, reward, pairs: PreferencePairs, ts:
 @torch.no_grad()
 def pixel_accuracy(backbone, reward, pairs: PreferencePairs, batch_size: int = 256) -> float:
     """The pixel reward on the decoded clean pairs: how often it prefers the chosen image."""
-    right = 0
+    right, device = 0, backbone.transformer.device
     for start in range(0, len(pairs), batch_size):
         part = pairs.select(list(range(start, min(start + batch_size, len(pairs)))))
-        device = backbone.transformer.device
         s_w = reward(backbone.decode(part.chosen.to(device)), part.prompts)
         s_l = reward(backbone.decode(part.rejected.to(device)), part.prompts)
         right += int((s_w > s_l).sum())

@@ -78,6 +78,9 @@ def train_latent_reward(model: LatentRewardModel, pairs: PreferencePairs, cfg: L
                              batch.prompts + batch.prompts)
         s_w, s_l = scores.float().chunk(2)
         loss = preference_loss(s_w, s_l, t.to(device), cfg.likelihood)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the latent reward's loss is {loss.item()} at step {step} (scores NaN or inf); "
+                                     f"lower train.lr={cfg.lr} or check the pair file's latents")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -110,6 +113,9 @@ def pairwise_accuracy(value: ValueModel, pairs: PreferencePairs, t: float, *, se
         tt = torch.full((len(part),), float(t))
         z_w, z_l = noised_pair(part, tt, noise[start : start + len(part)])
         scores = value(torch.cat([z_w, z_l]).to(device), torch.cat([tt, tt]).to(device), part.prompts + part.prompts)
+        if not torch.isfinite(scores).all():
+            raise FloatingPointError(f"{type(value).__name__} scored NaN or inf on pairs {start}..{start + len(part) - 1} "
+                                     f"at t={t}; check its weights (a damaged export?) and the pairs' latents")
         s_w, s_l = scores.float().cpu().chunk(2)
         right += int((s_w > s_l).sum())
     return right / len(pairs)

@@ -43,7 +43,8 @@ class ValueConfig:
             raise ValueError(f"value.kind={self.kind!r} is not one of {VALUE_KINDS}")
 
     def check_path(self, key: str, why: str) -> None:
-        """Refuse a stitched value without a folder; `key` is where this block sits (e.g. "rollout.value")."""
+        """Refuse a stitched value or a latent reward without a folder; `key` is where this block sits (e.g.
+        "rollout.value")."""
         if self.kind in ("stitched", "latent_reward") and not self.path:
             builder = "stitch.py" if self.kind == "stitched" else "latent_reward.py"
             raise ValueError(f"{why} with a {self.kind} value: set {key}.path to the folder python launch/{builder} "

@@ -19,23 +19,31 @@ from rollout.generation import expand_prompts, generate_and_score
 from value.preference_pairs import PreferencePairs
 from value.reward_model import RewardModel
 from world.clip import captioned_scenes, hard_negative
-from world.prompts import satisfies, scene_for
-from world.scenes import CANVAS, DigitBank, render_batch
+from world.prompts import PromptSpec, satisfies, scene_for
+from world.scenes import CANVAS, DigitBank, Scene, render_batch
+
+
+def hard_negative_scenes(n: int, rng: np.random.Generator) -> tuple[list[PromptSpec], list[Scene], list[Scene]]:
+    """n captions, a scene satisfying each, and a scene for its hard negative that fails it."""
+    specs, chosen, rejected = [], [], []
+    while len(specs) < n:
+        for scene, spec in captioned_scenes(n - len(specs), rng):
+            other = scene_for(hard_negative(spec, scene, rng), rng)
+            if not satisfies(spec, other.cells):  # a counting negative can still hold the asked-for objects
+                specs.append(spec)
+                chosen.append(scene)
+                rejected.append(other)
+    return specs, chosen, rejected
 
 
 @torch.no_grad()
 def hard_negative_pairs(model: FlowModel, n: int, *, split: str, seed: int, batch_size: int = 256) -> PreferencePairs:
-    """n pairs (prompt, its scene, a scene for its hard negative that fails it), encoded by `model`'s VAE."""
+    """n pairs (prompt, its scene, a scene for its hard negative that fails it), rendered with `split`'s
+    digits and encoded by `model`'s VAE."""
     rng = np.random.default_rng(seed)
     bank = DigitBank(0)  # the world's one split of the digits (train / val / test by image)
-    prompts, chosen, rejected = [], [], []
-    while len(prompts) < n:
-        for scene, spec in captioned_scenes(n - len(prompts), rng):
-            other = scene_for(hard_negative(spec, scene, rng), rng)
-            if not satisfies(spec, other.cells):  # a counting negative can still hold the asked-for objects
-                prompts.append(spec.text())
-                chosen.append(scene)
-                rejected.append(other)
+    specs, chosen, rejected = hard_negative_scenes(n, rng)
+    prompts = [spec.text() for spec in specs]
     device, dtype = model.transformer.device, model.transformer.dtype
 
     def encode(scenes) -> torch.Tensor:

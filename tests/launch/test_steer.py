@@ -51,6 +51,13 @@ def test_fk_with_value_proposals_and_tweedie_dps_run(tmp_path):
     assert tweedie["value"] == "tweedie" and tweedie["reward_mean"] != fk["reward_mean"]
 
 
+def test_value_dps_and_fk_steer_with_the_committed_latent_reward(tmp_path):
+    dps = _summary(_run(f"run_dir={tmp_path / 'dps'}", *FAST, "value@steer.value=tiny_latent_reward"))
+    fk = _summary(_run(f"run_dir={tmp_path / 'fk'}", *FAST, "value@steer.value=tiny_latent_reward", "steer.method=fk",
+                       "steer.fk.particles=2", "steer.fk.proposals=2", "steer.fk.proposal_steps=0-1", "steer.fk.resample_steps=2"))
+    assert dps["value"] == fk["value"] == "latent_reward" and dps["num_samples"] == fk["num_samples"] == 4
+
+
 def _config(*overrides):
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
         return OmegaConf.to_object(compose("steer", overrides=["run_dir=unused", *FAST, *overrides]))

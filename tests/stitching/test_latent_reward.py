@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from stitching.latent_reward import LatentRewardTrainingConfig, pairwise_accuracy, snap_to_table, train_latent_reward
@@ -40,3 +41,13 @@ def test_training_learns_a_learnable_preference_and_is_reproducible(sd3_model):
     again, _ = trained(seed=0)
     for (name, a), b in zip(model.trainable_state_dict().items(), again.trainable_state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_nan_scores_stop_training_and_evaluation_with_the_setting_to_fix(sd3_model):
+    model = LatentRewardModel(sd3_model, LatentRewardConfig(blocks=1, image_taps=[1], text_taps=[1], lora_rank=4, num_heads=2))
+    with torch.no_grad():
+        model.head.head.bias.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="loss is nan at step 1 .*lower train.lr"):
+        train_latent_reward(model, shifted_pairs(8, seed=0), LatentRewardTrainingConfig(steps=1, batch_size=4), seed=0)
+    with pytest.raises(FloatingPointError, match="LatentRewardModel scored NaN or inf on pairs 0..7 at t=0.5"):
+        pairwise_accuracy(model, shifted_pairs(8, seed=0), 0.5, seed=0)

@@ -54,6 +54,15 @@ def test_another_backbone_is_refused(sd3_model, tmp_path):
         load_latent_reward(tmp_path / "lrm", other)
 
 
+def test_a_backbone_of_another_shape_is_refused_naming_the_setting_that_differs(sd3_model, tmp_path):
+    save_latent_reward(trained_looking(sd3_model), tmp_path / "lrm", {"backbone": "tiny"})
+    card = json.loads((tmp_path / "lrm" / "latent_reward.json").read_text())
+    card["backbone_identity"]["config"]["in_channels"] = 16  # as if trained on a 16-channel latent (FLUX's, SD3's)
+    (tmp_path / "lrm" / "latent_reward.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="its config differs \\(in_channels=16 there, 4 here\\)"):
+        load_latent_reward(tmp_path / "lrm", sd3_model)
+
+
 def test_a_missing_or_damaged_export_is_refused(sd3_model, tmp_path):
     with pytest.raises(FileNotFoundError, match="no latent reward model in .*launch/latent_reward.py"):
         load_latent_reward(tmp_path / "nothing", sd3_model, setting="rollout.value.path")
