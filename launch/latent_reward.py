@@ -83,8 +83,7 @@ def family_accuracy(readers: dict, backbone, reward, pairs: PreferencePairs, ts:
 def pixel_accuracy(backbone, reward, pairs: PreferencePairs, batch_size: int = 256) -> float:
     """The pixel reward on the decoded clean pairs: how often it prefers the chosen image."""
     right, device = 0, backbone.transformer.device
-    for start in range(0, len(pairs), batch_size):
-        part = pairs.select(list(range(start, min(start + batch_size, len(pairs)))))
+    for _, part in pairs.batches(batch_size):
         s_w = reward(backbone.decode(part.chosen.to(device)), part.prompts)
         s_l = reward(backbone.decode(part.rejected.to(device)), part.prompts)
         right += int((s_w > s_l).sum())

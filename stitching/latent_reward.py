@@ -108,8 +108,7 @@ def pairwise_accuracy(value: ValueModel, pairs: PreferencePairs, t: float, *, se
     noise = torch.randn(pairs.chosen.shape, generator=gen)
     device = next(iter(value.parameters()), torch.empty(0)).device
     right = 0
-    for start in range(0, len(pairs), batch_size):
-        part = pairs.select(list(range(start, min(start + batch_size, len(pairs)))))
+    for start, part in pairs.batches(batch_size):
         tt = torch.full((len(part),), float(t))
         z_w, z_l = noised_pair(part, tt, noise[start : start + len(part)])
         scores = value(torch.cat([z_w, z_l]).to(device), torch.cat([tt, tt]).to(device), part.prompts + part.prompts)

@@ -133,18 +133,19 @@ class LatentRewardModel(ValueModel):
         temb, image, text = self.trunk(z, t, cond, self.config.image_taps, self.config.text_taps)
         return self.head.view_tokens(image, text, temb)
 
-    def score(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
-        """R at the latent's own noise level: z (B, C, h, w), t (B,) -> (B,)."""
+    def _conditioning(self, z: torch.Tensor, prompts: list[str]) -> Conditioning:
         if len(prompts) != z.shape[0]:
             raise ValueError(f"{z.shape[0]} latents but {len(prompts)} prompts; give one prompt per latent")
-        return self.head([self._view(z, t, self.prompts(prompts))])
+        return self.prompts(prompts)
+
+    def score(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
+        """R at the latent's own noise level: z (B, C, h, w), t (B,) -> (B,)."""
+        return self.head([self._view(z, t, self._conditioning(z, prompts))])
 
     def forward(self, z: torch.Tensor, t: torch.Tensor, prompts: list[str]) -> torch.Tensor:
         if not self.config.noise_levels:
             return self.score(z, t, prompts)
-        if len(prompts) != z.shape[0]:
-            raise ValueError(f"{z.shape[0]} latents but {len(prompts)} prompts; give one prompt per latent")
-        cond = self.prompts(prompts)
+        cond = self._conditioning(z, prompts)
         noise = torch.randn(z.shape, generator=torch.Generator(z.device).manual_seed(self.config.noise_seed),
                             device=z.device, dtype=z.dtype)
         views = []

@@ -47,6 +47,11 @@ class PreferencePairs:
         return PreferencePairs([self.prompts[k] for k in idx.tolist()], self.chosen[idx], self.rejected[idx],
                                [self.sources[k] for k in idx.tolist()])
 
+    def batches(self, size: int):
+        """(start, the pairs start..start + size - 1) over the whole set, in order."""
+        for start in range(0, len(self), size):
+            yield start, self.select(list(range(start, min(start + size, len(self)))))
+
     @staticmethod
     def concat(parts: list["PreferencePairs"]) -> "PreferencePairs":
         return PreferencePairs([p for part in parts for p in part.prompts], torch.cat([p.chosen for p in parts]),

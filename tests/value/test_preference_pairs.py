@@ -21,6 +21,8 @@ def test_a_pair_file_round_trips(tmp_path):
     torch.testing.assert_close(loaded.chosen, original.chosen)
     torch.testing.assert_close(loaded.select([2, 0]).rejected, original.rejected[[2, 0]])
     assert len(PreferencePairs.concat([original, loaded])) == 6
+    parts = list(original.batches(2))
+    assert [start for start, _ in parts] == [0, 2] and [p for _, part in parts for p in part.prompts] == original.prompts
 
 
 def test_bad_pairs_are_refused(tmp_path):
