@@ -96,6 +96,20 @@ def sde_mean_std(
     return z - dt * drift, (nu2 * dt) ** 0.5, nu2**0.5
 
 
+def ddim_mean_std(z: torch.Tensor, u: torch.Tensor, t: float, t_next: float, eta: float) -> tuple[torch.Tensor, float]:
+    """DDIM's step from t down to t_next for a flow, as a Gaussian: (mean (B, C, h, w), std).
+
+    With x0 = z - t u and eps = z + (1 - t) u (Tweedie's estimates), mean = (1 - t_next) x0 +
+    sqrt(t_next^2 - std^2) eps and std = eta t_next sqrt(v) / t, v = t^2 - a^2 t_next^2, a = (1 - t) / (1 - t_next).
+    eta = 1 is the DDPM posterior q(z_{t_next} | z_t, x0): the memoryless SDE's step (Adjoint Matching's
+    rollouts), exact given x0 and finite at t = 1; eta = 0 is the Euler step.
+    """
+    a = (1 - t) / (1 - t_next)
+    std = eta * t_next * max(t**2 - a**2 * t_next**2, 0.0) ** 0.5 / t
+    x0, eps = z - t * u, z + (1 - t) * u
+    return (1 - t_next) * x0 + max(t_next**2 - std**2, 0.0) ** 0.5 * eps, std
+
+
 def sde_log_prob(z_next: torch.Tensor, mean: torch.Tensor, std: float) -> torch.Tensor:
     """(B,) log-density of z_next under N(mean, std^2 I), averaged over its elements (Flow-GRPO's
     per-pixel mean; a ratio of two of them is the per-element geometric mean of the densities' ratio)."""

@@ -11,6 +11,7 @@ from omegaconf import MISSING, OmegaConf
 from diffusion.model_config import ModelConfig
 from diffusion.sampling import SamplerConfig
 from launch.prompt_file import read_prompt_file
+from learner.adjoint_config import AdjointJobConfig
 from learner.draft_config import DraftJobConfig
 from learner.grpo_config import GRPOJobConfig
 from learner.nft_config import NFTJobConfig
@@ -192,5 +193,6 @@ def register_schemas() -> None:
     cs.store(name="nft_schema", node=NFTJobConfig)
     cs.store(name="grpo_schema", node=GRPOJobConfig)
     cs.store(name="draft_schema", node=DraftJobConfig)
+    cs.store(name="adjoint_schema", node=AdjointJobConfig)
     cs.store(name="steer_schema", node=SteerJobConfig)
     cs.store(name="latent_reward_schema", node=LatentRewardJobConfig)

@@ -3,54 +3,30 @@ exactly, a linear reward; sampling with u - (t / (1 - t)) grad log h_t must draw
 p(x0) exp(a x0 / beta), whose components keep their variances, shift their means by a sigma^2 / beta and
 are reweighted by exp(a mu / beta + a^2 sigma^2 / (2 beta^2)). Seeded, float64."""
 
-import math
-
 import pytest
 import torch
 
 from diffusion.sampling import SamplerConfig, seeded_generators
 from rollout.tilt import TiltConfig, tilt_sample, tilted_velocity, value_log_h
+from tests.gaussian_mixture import GaussianMixture1d
 from tests.rollout.test_guidance import LinearValue
 
-MU, SIGMA, WEIGHT = torch.tensor([-1.0, 1.5], dtype=torch.float64), torch.tensor([0.5, 0.7], dtype=torch.float64), torch.tensor([0.6, 0.4], dtype=torch.float64)
+BASE = GaussianMixture1d.example()
 A, BETA = 1.0, 1.0
 
 
-def _components(z: torch.Tensor, t: torch.Tensor):
-    """Per component k, for z = (1 - t) x0 + t eps: log pi_k N(z; (1 - t) mu_k, s_k^2), E[x0 | z, k], Var[x0 | z, k],
-    E[eps | z, k]; z (B,), t (B,) -> each (B, 2)."""
-    z, t = z[:, None], t[:, None]
-    s2 = (1 - t) ** 2 * SIGMA**2 + t**2
-    r = z - (1 - t) * MU
-    log_joint = torch.log(WEIGHT) - 0.5 * r**2 / s2 - 0.5 * torch.log(2 * math.pi * s2)
-    mean_x0 = MU + (1 - t) * SIGMA**2 / s2 * r
-    var_x0 = SIGMA**2 * t**2 / s2
-    mean_eps = t / s2 * r
-    return log_joint, mean_x0, var_x0, mean_eps
-
-
 class MixtureBase:
-    """The base flow's exact velocity E[eps - x0 | z_t = z] on (B, 1, 1, 1) latents."""
-
     def velocity(self, z, t, cond):
-        log_joint, mean_x0, _, mean_eps = _components(z.flatten(), t)
-        post = torch.softmax(log_joint, dim=1)
-        return (post * (mean_eps - mean_x0)).sum(1).view_as(z)
+        return BASE.velocity(z, t)
 
 
 def exact_log_h(z, t, prompts):
     """log E[exp(A x0 / BETA) | z_t = z] (B,)."""
-    log_joint, mean_x0, var_x0, _ = _components(z.flatten(), t)
-    tilted = log_joint + A * mean_x0 / BETA + A**2 * var_x0 / (2 * BETA**2)
-    return torch.logsumexp(tilted, 1) - torch.logsumexp(log_joint, 1)
+    return BASE.log_h(z, t, A / BETA)
 
 
 def _tilted_moments() -> tuple[float, float]:
-    w = WEIGHT * torch.exp(A * MU / BETA + A**2 * SIGMA**2 / (2 * BETA**2))
-    w = w / w.sum()
-    means = MU + SIGMA**2 * A / BETA
-    mean = (w * means).sum()
-    return mean.item(), ((w * (SIGMA**2 + means**2)).sum() - mean**2).item()
+    return BASE.tilted(A / BETA).moments()
 
 
 def _draw(n: int, steps: int, tilt: TiltConfig):
@@ -66,13 +42,13 @@ def test_the_exact_tilt_draws_the_tilted_mixture():
     mean, var = _tilted_moments()
     assert abs(x.mean().item() - mean) < 0.02, (x.mean().item(), mean)
     assert abs(x.var().item() / var - 1) < 0.04, (x.var().item(), var)
-    base_mean = (WEIGHT * MU).sum().item()
+    base_mean = BASE.moments()[0]
     assert mean - base_mean > 0.8  # the check would notice a missing or halved tilt
 
 
 def test_without_the_tilt_it_draws_the_base_and_gamma_zero_is_plain_sampling():
     x = _draw(20_000, 400, TiltConfig(beta=BETA, gamma=0.0))
-    assert abs(x.mean().item() - (WEIGHT * MU).sum().item()) < 0.02
+    assert abs(x.mean().item() - BASE.moments()[0]) < 0.02
     times = torch.linspace(1, 0, 9, dtype=torch.float64)
     generators = seeded_generators([0, 1])
     z = torch.stack([torch.randn(1, 1, 1, generator=g, dtype=torch.float64) for g in generators])
