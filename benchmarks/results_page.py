@@ -170,10 +170,26 @@ def latent_reward_arms(result: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def adjoint_speed(result: dict) -> str:
+    """AM vs EAM (and the DRaFT rows): the summary, then per seed every arm's final scores, step cost and
+    training seconds to AM's final eval reward, and the evaluation curves."""
+    out = [table(["summary", "value"], [[k, v] for k, v in result.items() if not isinstance(v, (dict, list))])]
+    keys = ("final_reward", "final_reward_se", "final_prompt_acc", "final_prompt_acc_se", "step_seconds", "train_seconds",
+            "train_seconds_to_target")
+    for seed, s in result["seeds"].items():
+        out.append(f"\n**Seed {seed}** (target: AM's final eval reward, {fmt(s['target'])}; speed-up to it, AM's training "
+                   f"seconds over EAM's: {fmt(s['speedup_time_to_target'])})\n")
+        out.append(table(["arm", *keys], [[name, *(a[k] for k in keys)] for name, a in s["arms"].items()]))
+        out.append("\nEvaluations (training seconds, eval reward, verifier score):\n")
+        out.append(table(["arm", "curve"], [[name, "; ".join(f"{fmt(t)} s: {fmt(r)}, {fmt(a)}" for t, r, a in a_["curve"])]
+                                           for name, a_ in s["arms"].items()]))
+    return "\n".join(out) + "\n"
+
+
 if __name__ == "__main__":
     kinds = {"nft_speed": nft_speed, "horizons": horizons, "dps": dps, "tilt_sweep": steering_sweep, "real_scale": real_scale,
              "pipeline": pipeline, "one_machine": one_machine, "grpo_speed": grpo_speed, "latent_reward": latent_reward,
-             "latent_reward_arms": latent_reward_arms}
+             "latent_reward_arms": latent_reward_arms, "adjoint_speed": adjoint_speed}
     if len(sys.argv) != 3 or sys.argv[1] not in kinds:
         sys.exit(f"usage: python benchmarks/results_page.py {{{'|'.join(kinds)}}} <json>")
     print(kinds[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))

@@ -55,11 +55,12 @@ class AMConfig:
 
 @dataclass(kw_only=True)
 class EAMConfig:
-    """num_steps: the Euler ODE steps to the endpoint. train_times: re-noised times per endpoint, t ~ U(min_time,
+    """num_steps: the Euler ODE steps to the endpoint (few, but enough that the endpoint follows the model's own law:
+    EAM's regression pulls the model toward what this sampler draws). train_times: re-noised times per endpoint, t ~ U(min_time,
     1 - min_time). ref_std: C, the linear reference's terminal std (the optimum does not depend on it; it trades
     bias for the target's variance). score_time: tau0 of the Tweedie score of the pretrained model at the endpoint."""
 
-    num_steps: int = 4
+    num_steps: int = 10
     train_times: int = 4
     min_time: float = 0.02
     ref_std: float = 1.0

@@ -74,7 +74,7 @@ class Trainer:
         prompts = [p for p in self.eval_prompts for _ in range(k)]
         seeds = [self.cfg.seed + 10_000 + i for i in range(len(prompts))]
         out = self.workers.evaluate(self.learners.eval_weights(), prompts, seeds, self.cfg.eval.sampler)
-        row = {"eval/reward": out.rewards.mean().item()}
+        row = {"eval/reward": out.rewards.mean().item(), "eval/reward_se": (out.rewards.std() / len(prompts) ** 0.5).item()}
         row.update({f"eval/reward/{k_}": v.mean().item() for k_, v in out.reward_terms.items()})
         if self.verifier is not None:
             row.update({f"eval/{k_}": v for k_, v in self.verifier.report(out.images, prompts).items()})

@@ -80,4 +80,4 @@ def test_nfe_per_sample_counts_each_methods_passes():
     am = nfe_per_sample(AdjointConfig(method="am"))
     eam = nfe_per_sample(AdjointConfig(method="eam", cfg_scale=4.5))
     assert am == {"forward": 20, "forward_backward": 24, "reward_vjp": 1}
-    assert eam == {"forward": 4 * 2 + 1, "forward_backward": 4, "reward_vjp": 1}
+    assert eam == {"forward": 10 * 2 + 1, "forward_backward": 4, "reward_vjp": 1}  # guided: two passes a step
