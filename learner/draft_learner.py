@@ -59,23 +59,10 @@ class DraftLearner(Learner):
     def train_step(self, prompts: list[str], seeds: list[int], step: int) -> dict[str, float]:
         """One optimizer step on this rank's rows (a prompt and a noise seed each); step counts from 1.
         Returns this rank's mean loss terms."""
-        s, mb = self.setup_cfg, self.cfg.micro_batch
-        if len(prompts) != len(seeds) or len(prompts) * self.world_size != s.rows_per_step:
-            raise ValueError(f"{len(prompts)} prompts and {len(seeds)} seeds on {self.world_size} learners; each step takes {s.rows_per_step}")
-        stats: dict[str, list[float]] = {}
-        first = self.rank * (len(prompts) // mb)  # this rank's first micro-batch in the step
-        for j, start in enumerate(range(0, len(prompts), mb)):
-            rows = prompts[start : start + mb]
-            with torch.no_grad():
-                cond = self.field.model.encode_prompt(rows)
-            null = self.null.index([0] * len(rows)) if self.null is not None else None
-            loss, parts = draft_loss(
-                self.policy, self.reference, self.score, cond, rows, times=self.times, seeds=seeds[start : start + mb],
-                latent_shape=self.latent_shape, cfg=s.draft, stop=self.stop_for(step, first + j), null_cond=null,
-            )
-            self.engine.backward(loss)
-            self.engine.step()  # steps the optimizer only at the accumulation boundary
-            for key, value in parts.items():
-                stats.setdefault(key, []).append(value)
-        self._update_eval_ema(step)
-        return {**{k: float(np.mean(v)) for k, v in stats.items()}, "grad_norm": self._grad_norm()}
+        s = self.setup_cfg
+
+        def loss_of(rows, row_seeds, cond, null, micro_batch):
+            return draft_loss(self.policy, self.reference, self.score, cond, rows, times=self.times, seeds=row_seeds,
+                              latent_shape=self.latent_shape, cfg=s.draft, stop=self.stop_for(step, micro_batch), null_cond=null)
+
+        return self._step_on_own_rows(prompts, seeds, step, loss_of)

@@ -149,6 +149,29 @@ class Learner:
     def train_step(self, *args) -> dict[str, float]:
         raise NotImplementedError
 
+    def _step_on_own_rows(self, prompts: list[str], seeds: list[int], step: int, loss_of) -> dict[str, float]:
+        """One optimizer step of an objective whose learners sample their own rows (DRaFT, AM, EAM): this rank's rows
+        (a prompt and a noise seed each) in micro-batches, loss_of(rows, row_seeds, cond, null, micro_batch) ->
+        (loss, parts) for each, micro_batch counted over all ranks; `self.null` (the encoded empty prompt or None)
+        is set by the subclass's prepare. Returns this rank's mean parts and the gradient norm."""
+        s, mb = self.setup_cfg, self.cfg.micro_batch
+        if len(prompts) != len(seeds) or len(prompts) * self.world_size != s.rows_per_step:
+            raise ValueError(f"{len(prompts)} prompts and {len(seeds)} seeds on {self.world_size} learners; each step takes {s.rows_per_step}")
+        stats: dict[str, list[float]] = {}
+        first = self.rank * (len(prompts) // mb)  # this rank's first micro-batch in the step
+        for j, start in enumerate(range(0, len(prompts), mb)):
+            rows = prompts[start : start + mb]
+            with torch.no_grad():
+                cond = self.field.model.encode_prompt(rows)
+            null = self.null.index([0] * len(rows)) if self.null is not None else None
+            loss, parts = loss_of(rows, seeds[start : start + mb], cond, null, first + j)
+            self.engine.backward(loss)
+            self.engine.step()  # steps the optimizer only at the accumulation boundary
+            for key, value in parts.items():
+                stats.setdefault(key, []).append(value)
+        self._update_eval_ema(step)
+        return {**{k: float(np.mean(v)) for k, v in stats.items()}, "grad_norm": self._grad_norm()}
+
     # ---- the group -------------------------------------------------------------------------------
     def master_address(self) -> tuple[str, int]:
         """Rank 0's address and a free port on its node: the group's rendezvous (in process: this machine)."""
