@@ -33,41 +33,43 @@ METHODS = ("am", "eam")
 DRAFT_ARMS = ("draft_k", "draft_value")  # draft.horizon=full, and the value's window (--horizon)
 
 
-def adjoint_config(run_dir: Path) -> AdjointConfig:
-    saved = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml").adjoint)
+def adjoint_config(saved) -> AdjointConfig:
+    """The AdjointConfig of a run's saved config.yaml (an OmegaConf node)."""
+    saved = OmegaConf.to_container(saved.adjoint)
     return AdjointConfig(**{**saved, "am": AMConfig(**saved["am"]), "eam": EAMConfig(**saved["eam"])})
 
 
-def arm_result(summary: dict, rows: list[dict], eval_samples: int) -> dict:
+def run_arm(job, config_name: str, run_dir: Path, overrides: list[str]) -> tuple[dict, list[dict]]:
+    """One arm: its final scores with their standard errors, step cost, evaluation curve (and, for AM and EAM,
+    transformer passes per sample), and its metric rows."""
+    summary, rows = run_training(job, config_name, run_dir, overrides)
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    eval_samples = len(summary["final_per_family"]) * cfg.prompts.eval_per_family * cfg.eval.samples_per_prompt
     final = [r for r in rows if "eval/reward" in r][-1]
     train = [r for r in rows if "time/step" in r]
     acc = summary["final_prompt_acc"]
-    return {
+    result = {
         "final_reward": summary["final_reward"], "final_reward_se": final["eval/reward_se"], "final_prompt_acc": acc,
         "final_prompt_acc_se": (acc * (1 - acc) / eval_samples) ** 0.5 if acc is not None else None,
         "base_reward": summary["base_reward"], "base_prompt_acc": summary["base_prompt_acc"],
         "step_seconds": float(np.mean([r["time/step"] for r in train])), "train_seconds": rows[-1]["train_seconds"],
         "curve": [[r["train_seconds"], r["eval/reward"], r.get("eval/prompt_acc")] for r in rows if "eval/reward" in r],
     }
+    if "adjoint" in cfg:
+        result["nfe"] = nfe_per_sample(adjoint_config(cfg))
+    return result, rows
 
 
 def one_seed(out: Path, seed: int, steps: int, horizon: str, overrides: list[str], with_draft: bool) -> dict:
     arms, runs = {}, {}
     for method in METHODS:
-        run_dir = out / f"seed{seed}" / method
-        summary, rows = run_training(adjoint, "adjoint", run_dir, [f"adjoint.method={method}", f"train.steps={steps}", f"seed={seed}", *overrides])
-        cfg = OmegaConf.load(run_dir / "config.yaml")
-        arms[method] = arm_result(summary, rows, 6 * cfg.prompts.eval_per_family * cfg.eval.samples_per_prompt)
-        arms[method]["nfe"] = nfe_per_sample(adjoint_config(run_dir))
-        runs[method] = rows
+        arms[method], runs[method] = run_arm(adjoint, "adjoint", out / f"seed{seed}" / method,
+                                             [f"adjoint.method={method}", f"train.steps={steps}", f"seed={seed}", *overrides])
     if with_draft:
         shared = [o for o in overrides if not o.startswith("adjoint.")]
         for name, window in zip(DRAFT_ARMS, ("full", horizon), strict=True):
-            run_dir = out / f"seed{seed}" / name
-            summary, rows = run_training(draft, "draft", run_dir, [f"draft.horizon={window}", f"train.steps={steps}", f"seed={seed}", *shared])
-            cfg = OmegaConf.load(run_dir / "config.yaml")
-            arms[name] = arm_result(summary, rows, 6 * cfg.prompts.eval_per_family * cfg.eval.samples_per_prompt)
-            runs[name] = rows
+            arms[name], runs[name] = run_arm(draft, "draft", out / f"seed{seed}" / name,
+                                             [f"draft.horizon={window}", f"train.steps={steps}", f"seed={seed}", *shared])
     target = arms["am"]["final_reward"]
     for name, rows in runs.items():
         arms[name]["train_seconds_to_target"] = time_to(rows, target, "train_seconds", "eval/reward")

@@ -271,7 +271,8 @@ def am_loss(policy, reference, ends: Endpoints, cond: Conditioning, *, times: to
     for k in steps:
         t_k, t_next = pairs[k]
         tgt, w = am_regression(u_pre[k], adjoints[k], t_k, t_k - t_next)
-        z.append(ends.latents[k]), target.append(tgt)
+        z.append(ends.latents[k])
+        target.append(tgt)
         t.append(torch.full((tgt.shape[0],), t_k, device=tgt.device, dtype=tgt.dtype))
         weight.append(torch.full((tgt.shape[0],), w, device=tgt.device, dtype=tgt.dtype))
     z, t, target, weight = (torch.cat(x) for x in (z, t, target, weight))
@@ -306,7 +307,7 @@ def eam_loss(policy, reference, ends: Endpoints, cond: Conditioning, *, lam: flo
                   "grad_g_norm": grad_g.flatten(1).norm(dim=1).mean().item()}
 
 
-def nfe_per_sample(cfg: AdjointConfig) -> dict[str, float]:
+def nfe_per_sample(cfg: AdjointConfig) -> dict[str, int]:
     """Transformer passes per training sample: forwards without graph, forward+backward pairs (the reference's
     VJPs and the regression), and reward VJPs (decoder + reward)."""
     guided = 2 if cfg.cfg_scale != 1 else 1

@@ -32,7 +32,8 @@ class GaussianMixture1d:
         return log_joint, self.mu + (1 - t) * self.sigma**2 / s2 * r, self.sigma**2 * t**2 / s2, t / s2 * r
 
     def velocity(self, z: torch.Tensor, t: torch.Tensor, cond=None) -> torch.Tensor:
-        """E[eps - x0 | z_t = z] on latents of any shape with one element per row (B, 1, 1, 1)."""
+        """E[eps - x0 | z_t = z] on latents with one element per row (B, 1, 1, 1); the mixture serves the samplers
+        and the learners as a model (.velocity(z, t, cond), cond ignored)."""
         log_joint, mean_x0, _, mean_eps = self.components(z.flatten(), t.flatten().expand(z.numel()))
         post = torch.softmax(log_joint, dim=1)
         return (post * (mean_eps - mean_x0)).sum(1).view_as(z)

@@ -72,20 +72,12 @@ class _BatchedDDIM(DDIMSteps):
         return mean + std * torch.randn(z.shape, generator=self.g, dtype=z.dtype)
 
 
-class _Field:
-    def __init__(self, law: GaussianMixture1d):
-        self.law = law
-
-    def velocity(self, z, t, cond):
-        return self.law.velocity(z, t)
-
-
 def test_ddim_eta_one_keeps_the_forward_marginals_and_eta_zero_is_euler():
     """With the exact velocity the DDPM posterior step's only error is Var[x0 | z_t] left out: O(dt)."""
     times = torch.linspace(1, 0, 101, dtype=torch.float64)
     g = torch.Generator().manual_seed(1)
     z = torch.randn(40_000, 1, 1, 1, generator=g, dtype=torch.float64)
-    traj = integrate(_Field(BASE), z, None, times=times, generators=[], config=SamplerConfig(num_steps=100), hooks=_BatchedDDIM(g))
+    traj = integrate(BASE, z, None, times=times, generators=[], config=SamplerConfig(num_steps=100), hooks=_BatchedDDIM(g))
     for k in (25, 50, 75, 100):  # the law's marginals: mean (1 - t) E[x0], var (1 - t)^2 Var[x0] + t^2
         t = times[k].item()
         mean, var = BASE.moments()
@@ -102,7 +94,7 @@ def test_am_target_averages_to_the_tilted_velocity_along_the_tilted_process():
     times = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
     g = torch.Generator().manual_seed(2)
     z = torch.randn(n, 1, 1, 1, generator=g, dtype=torch.float64)
-    traj = integrate(_Field(TILTED), z, None, times=times, generators=[], config=SamplerConfig(num_steps=steps), hooks=_BatchedDDIM(g))
+    traj = integrate(TILTED, z, None, times=times, generators=[], config=SamplerConfig(num_steps=steps), hooks=_BatchedDDIM(g))
     pairs = list(zip(times[:-1].tolist(), times[1:].tolist()))
 
     def step_mean(z, k):
@@ -174,7 +166,7 @@ def test_a_short_am_run_reaches_the_tilted_mean_and_variance():
         ends = rollout_endpoints(model, _linear_reward, _cond(n), [""] * n, times=times, seeds=seeds, latent_shape=(1, 1, 1),
                                  cfg=cfg, hooks=DDIMSteps(cfg.am.eta))
         steps = stratified_steps(20, cfg.am.train_times, np.random.default_rng(it))
-        return am_loss(model, _Field(BASE), ends, _cond(n), times=times, steps=steps, lam=LAM, clip=clip)[0]
+        return am_loss(model, BASE, ends, _cond(n), times=times, steps=steps, lam=LAM, clip=clip)[0]
 
     mean, var = _train(loss_fn, 250)
     want_mean, want_var = TILTED.moments()
@@ -191,12 +183,11 @@ def test_a_short_eam_run_reaches_the_tilted_mean_and_variance():
     cfg = AdjointConfig(method="eam", reward_multiplier=LAM,
                         eam=EAMConfig(num_steps=30, train_times=16, ref_std=1.0, score_time=0.002))
     times, n = torch.linspace(1, 0, 31, dtype=torch.float64), 256
-    score_base = _Field(BASE)
 
     def loss_fn(model, it):
         seeds = list(range(it * n, (it + 1) * n))
         ends = rollout_endpoints(model, _linear_reward, _cond(n), [""] * n, times=times, seeds=seeds, latent_shape=(1, 1, 1), cfg=cfg)
-        return eam_loss(model, score_base, ends, _cond(n), lam=LAM, cfg=cfg.eam, generator=torch.Generator().manual_seed(it))[0]
+        return eam_loss(model, BASE, ends, _cond(n), lam=LAM, cfg=cfg.eam, generator=torch.Generator().manual_seed(it))[0]
 
     mean, var = _train(loss_fn, 500)
     want_mean, want_var = TILTED.moments()
@@ -207,6 +198,6 @@ def test_a_short_eam_run_reaches_the_tilted_mean_and_variance():
 def test_rollouts_follow_their_seeds():
     cfg = AdjointConfig(method="am", reward_multiplier=LAM)
     times = torch.linspace(1, 0, 5, dtype=torch.float64)
-    draw = lambda seeds: sample(_Field(BASE), _cond(len(seeds)), times=times, seeds=seeds, latent_shape=(1, 1, 1),  # noqa: E731
+    draw = lambda seeds: sample(BASE, _cond(len(seeds)), times=times, seeds=seeds, latent_shape=(1, 1, 1),  # noqa: E731
                                 config=SamplerConfig(num_steps=4), hooks=DDIMSteps(cfg.am.eta)).final
     assert torch.equal(draw([3, 4])[1], draw([4])[0])

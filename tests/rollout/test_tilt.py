@@ -15,11 +15,6 @@ BASE = GaussianMixture1d.example()
 A, BETA = 1.0, 1.0
 
 
-class MixtureBase:
-    def velocity(self, z, t, cond):
-        return BASE.velocity(z, t)
-
-
 def exact_log_h(z, t, prompts):
     """log E[exp(A x0 / BETA) | z_t = z] (B,)."""
     return BASE.log_h(z, t, A / BETA)
@@ -33,7 +28,7 @@ def _draw(n: int, steps: int, tilt: TiltConfig):
     times = torch.linspace(1, 0, steps + 1, dtype=torch.float64)
     generators = seeded_generators(range(n))
     z = torch.stack([torch.randn(1, 1, 1, generator=g, dtype=torch.float64) for g in generators])
-    return tilt_sample(MixtureBase(), exact_log_h, z, None, [""] * n, times=times, generators=generators,
+    return tilt_sample(BASE, exact_log_h, z, None, [""] * n, times=times, generators=generators,
                        sampler=SamplerConfig(num_steps=steps), tilt=tilt).flatten()
 
 
@@ -52,13 +47,13 @@ def test_without_the_tilt_it_draws_the_base_and_gamma_zero_is_plain_sampling():
     times = torch.linspace(1, 0, 9, dtype=torch.float64)
     generators = seeded_generators([0, 1])
     z = torch.stack([torch.randn(1, 1, 1, generator=g, dtype=torch.float64) for g in generators])
-    untilted = tilt_sample(MixtureBase(), exact_log_h, z.clone(), None, ["", ""], times=times,
+    untilted = tilt_sample(BASE, exact_log_h, z.clone(), None, ["", ""], times=times,
                            generators=seeded_generators([0, 1]), sampler=SamplerConfig(num_steps=8),
                            tilt=TiltConfig(gamma=0.0))
     u = z.clone()
     for k in range(8):  # the plain Euler ODE by hand
         t, t_next = times[k].item(), times[k + 1].item()
-        u = u - (t - t_next) * MixtureBase().velocity(u, torch.full((2,), t, dtype=torch.float64), None)
+        u = u - (t - t_next) * BASE.velocity(u, torch.full((2,), t, dtype=torch.float64), None)
     assert torch.equal(untilted, u)
 
 
